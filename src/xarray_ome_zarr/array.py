@@ -1,0 +1,63 @@
+"""A lazy xarray backend array over one zarr array."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+from xarray.backends.common import BackendArray
+from xarray.core import indexing
+
+from .errors import OmeZarrError
+
+
+class OmeZarrArray(BackendArray):
+    """Index a zarr array the way xarray asks: basic, outer and vectorized.
+
+    Holds only the ``zarr.Array`` (itself picklable), no open file handle, so dask can
+    ship it to other processes.
+    """
+
+    __slots__ = ("_array", "dtype", "shape", "_where")
+
+    def __init__(self, array: zarr.Array, where: str) -> None:
+        self._array = array
+        self.shape = array.shape
+        self.dtype = np.dtype(array.dtype)
+        self._where = where
+
+    def get_array(self) -> zarr.Array:
+        """The wrapped zarr array."""
+        return self._array
+
+    def _read(self, method: Any, key: tuple) -> np.ndarray:
+        try:
+            return np.asarray(method[key] if method is not None else self._array[key])
+        except (IndexError, MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            raise OmeZarrError(
+                f"{self._where}: cannot read array {self._array.path!r} "
+                f"({type(err).__name__}: {err})"
+            ) from err
+
+    def _basic(self, key: tuple) -> np.ndarray:
+        return self._read(None, key)
+
+    def _outer(self, key: tuple) -> np.ndarray:
+        return self._read(self._array.oindex, key)
+
+    def _vectorized(self, key: tuple) -> np.ndarray:
+        return self._read(self._array.vindex, key)
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        if isinstance(key, indexing.VectorizedIndexer):
+            method = self._vectorized
+        elif isinstance(key, indexing.OuterIndexer):
+            method = self._outer
+        else:
+            method = self._basic
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.VECTORIZED, method
+        )

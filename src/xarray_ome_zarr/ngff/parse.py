@@ -1,0 +1,311 @@
+"""Parse the OME metadata of one zarr group (versions 0.1 to 0.5) into :mod:`.model`.
+
+Lenient where real data is sloppy (missing optional keys, old versions, a bad ``omero``
+block: see :func:`parse_node`), strict wherever a guess would give wrong coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import OmeZarrError, OmeZarrWarning
+from .model import IMPLIED_AXES, READ_VERSIONS, Axis, Level, Multiscale, NodeMeta, Transform
+from .schema import SCHEMA_VERSIONS, kinds_for, schema_problems
+
+_KNOWN_MULTISCALE_KEYS = {
+    "version",
+    "name",
+    "axes",
+    "datasets",
+    "coordinateTransformations",
+    "type",
+    "metadata",
+}
+
+
+def _fail(where: str, key: str, message: str) -> OmeZarrError:
+    return OmeZarrError(f"{where}: {key}: {message}")
+
+
+def split_attributes(attrs: Mapping[str, Any], where: str = "") -> tuple[str | None, Mapping]:
+    """Find the OME document in a group's attributes and the version it declares.
+
+    0.5 and later keep everything under ``attributes["ome"]`` with ``ome.version``; before
+    that the metadata sits at the top level with a ``version`` in each block. Returns
+    ``(version, document)``; the version is ``None`` where no block states one.
+    """
+    ome = attrs.get("ome")
+    if isinstance(ome, Mapping):
+        version = ome.get("version")
+        if not isinstance(version, str):
+            raise _fail(where, "ome/version", f"must be a string, got {version!r}")
+        return version, ome
+    for block in ("multiscales", "plate", "well", "image-label"):
+        value = attrs.get(block)
+        if block == "multiscales" and isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, Mapping) and "version" in value:
+            version = value["version"]
+            if not isinstance(version, str):
+                raise _fail(where, f"{block}/version", f"must be a string, got {version!r}")
+            return version, attrs
+    return None, attrs
+
+
+def _infer_version(document: Mapping[str, Any]) -> str:
+    """The version of an unversioned document, from the shape of its axes."""
+    multiscales = document.get("multiscales")
+    if isinstance(multiscales, list) and multiscales and isinstance(multiscales[0], Mapping):
+        axes = multiscales[0].get("axes")
+        if isinstance(axes, list) and axes:
+            return "0.4" if isinstance(axes[0], Mapping) else "0.3"
+        return "0.2"
+    return "0.4"
+
+
+def parse_node(attrs: Mapping[str, Any], where: str = "", *, validate: bool = True) -> NodeMeta:
+    """Parse the attributes of one zarr group.
+
+    Parameters
+    ----------
+    attrs
+        The group's attributes as zarr-python returns them.
+    where
+        Names the store and node in error messages.
+    validate
+        Check 0.4 and 0.5 documents against the spec's schema. Problems in the transitional
+        ``omero`` block only warn (:class:`OmeZarrWarning`): they never change the pixels or
+        their coordinates. Every other problem raises.
+
+    Raises
+    ------
+    OmeZarrError
+        When the metadata is not valid OME-Zarr of the version it declares.
+    """
+    if not isinstance(attrs, Mapping):
+        raise _fail(where, "attributes", f"must be a JSON object, got {type(attrs).__name__}")
+    declared, document = split_attributes(attrs, where)
+    version = declared or _infer_version(document)
+    if version not in READ_VERSIONS:
+        raise _fail(
+            where,
+            "version",
+            f"OME-Zarr {version!r} is not supported (readable: {', '.join(READ_VERSIONS)})",
+        )
+    if validate and version in SCHEMA_VERSIONS:
+        check_schema(attrs, document, version, where)
+
+    multiscales: tuple[Multiscale, ...] = ()
+    if "multiscales" in document:
+        raw = document["multiscales"]
+        if not isinstance(raw, list) or not raw:
+            raise _fail(where, "multiscales", "must be a non-empty list")
+        multiscales = tuple(
+            parse_multiscale(m, version, where, f"multiscales/{i}") for i, m in enumerate(raw)
+        )
+    return NodeMeta(
+        version=version,
+        document=document,
+        multiscales=multiscales,
+        labels=_string_list(document, "labels", where),
+        plate=_mapping(document, "plate", where),
+        well=_mapping(document, "well", where),
+        bioformats2raw_layout=_layout(document, where),
+        series=_string_list(document, "series", where),
+    )
+
+
+def check_schema(attrs: Mapping, document: Mapping, version: str, where: str) -> None:
+    """Raise for schema problems outside ``omero``; warn for those inside it."""
+    for kind in kinds_for(document, version):
+        problems = schema_problems(attrs, version, kind)
+        fatal = [p for p in problems if not p.in_omero]
+        if fatal:
+            listed = "; ".join(f"{p.key}: {p.message}" for p in fatal[:3])
+            more = f" (and {len(fatal) - 3} more)" if len(fatal) > 3 else ""
+            raise OmeZarrError(
+                f"{where}: invalid OME-Zarr {version} {kind} metadata: {listed}{more}"
+            )
+        for p in problems:
+            warnings.warn(
+                f"{where}: {p.key}: {p.message} (the omero block is kept as it is)",
+                OmeZarrWarning,
+                stacklevel=3,
+            )
+
+
+def _string_list(document: Mapping, key: str, where: str) -> tuple[str, ...] | None:
+    if key not in document:
+        return None
+    value = document[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(where, key, f"must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _mapping(document: Mapping, key: str, where: str) -> Mapping | None:
+    if key not in document:
+        return None
+    value = document[key]
+    if not isinstance(value, Mapping):
+        raise _fail(where, key, f"must be a JSON object, got {value!r}")
+    return value
+
+
+def _layout(document: Mapping, where: str) -> int | None:
+    if "bioformats2raw.layout" not in document:
+        return None
+    value = document["bioformats2raw.layout"]
+    if value != 3 or isinstance(value, bool):
+        raise _fail(where, "bioformats2raw.layout", f"must be 3, got {value!r}")
+    return 3
+
+
+def parse_multiscale(raw: Any, version: str, where: str, key: str) -> Multiscale:
+    """Parse one entry of ``multiscales`` for ``version``."""
+    if not isinstance(raw, Mapping):
+        raise _fail(where, key, "must be a JSON object")
+    axes = _parse_axes(raw.get("axes"), version, where, f"{key}/axes")
+    ndim = len(axes)
+    datasets = raw.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise _fail(where, f"{key}/datasets", "must be a non-empty list")
+    levels = tuple(
+        _parse_level(d, version, ndim, where, f"{key}/datasets/{i}") for i, d in enumerate(datasets)
+    )
+    paths = [lv.path for lv in levels]
+    if len(set(paths)) != len(paths):
+        raise _fail(where, f"{key}/datasets", f"dataset paths repeat: {paths}")
+    transforms: tuple[Transform, ...] = ()
+    if "coordinateTransformations" in raw and version in ("0.4", "0.5"):
+        transforms = _parse_transforms(
+            raw["coordinateTransformations"], ndim, where, f"{key}/coordinateTransformations"
+        )
+    name = raw.get("name")
+    metadata = raw.get("metadata")
+    return Multiscale(
+        version=version,
+        axes=axes,
+        levels=levels,
+        transforms=transforms,
+        name=name if isinstance(name, str) else None,
+        type=raw.get("type") if isinstance(raw.get("type"), str) else None,
+        metadata=metadata if isinstance(metadata, Mapping) else None,
+        extra={k: v for k, v in raw.items() if k not in _KNOWN_MULTISCALE_KEYS},
+    )
+
+
+def _parse_axes(raw: Any, version: str, where: str, key: str) -> tuple[Axis, ...]:
+    if version in ("0.1", "0.2") or (version == "0.3" and raw is None):
+        return tuple(Axis(n, _implied_type(n)) for n in IMPLIED_AXES)
+    if not isinstance(raw, list):
+        raise _fail(where, key, f"must be a list, got {raw!r}")
+    if version == "0.3":
+        if not all(isinstance(a, str) for a in raw):
+            raise _fail(where, key, f"0.3 axes must be a list of names, got {raw!r}")
+        allowed = {"t", "c", "z", "y", "x"}
+        if not set(raw) <= allowed:
+            raise _fail(where, key, f"0.3 axes must be among t, c, z, y, x, got {raw!r}")
+        axes = tuple(Axis(n, _implied_type(n)) for n in raw)
+    else:
+        axes = tuple(_parse_axis(a, where, f"{key}/{i}") for i, a in enumerate(raw))
+    _check_axes(axes, where, key)
+    return axes
+
+
+def _implied_type(name: str) -> str:
+    return {"t": "time", "c": "channel"}.get(name, "space")
+
+
+def _parse_axis(raw: Any, where: str, key: str) -> Axis:
+    if not isinstance(raw, Mapping):
+        raise _fail(where, key, f"must be a JSON object with a name, got {raw!r}")
+    name, type_, unit = raw.get("name"), raw.get("type"), raw.get("unit")
+    if not isinstance(name, str) or not name:
+        raise _fail(where, f"{key}/name", f"must be a non-empty string, got {name!r}")
+    if type_ is not None and not isinstance(type_, str):
+        raise _fail(where, f"{key}/type", f"must be a string, got {type_!r}")
+    if unit is not None and not isinstance(unit, str):
+        raise _fail(where, f"{key}/unit", f"must be a string, got {unit!r}")
+    extra = {k: v for k, v in raw.items() if k not in ("name", "type", "unit")}
+    return Axis(name, type_, unit, extra)
+
+
+def _check_axes(axes: tuple[Axis, ...], where: str, key: str) -> None:
+    names = [a.name for a in axes]
+    if len(set(names)) != len(names):
+        raise _fail(where, key, f"axis names repeat: {names}")
+    if not 2 <= len(axes) <= 5:
+        raise _fail(where, key, f"must have 2 to 5 axes, got {len(axes)}: {names}")
+    spaces = sum(a.type == "space" for a in axes)
+    if not 2 <= spaces <= 3:
+        raise _fail(where, key, f"must have 2 or 3 space axes, got {spaces}: {names}")
+    if sum(a.type == "time" for a in axes) > 1:
+        raise _fail(where, key, f"at most one time axis, got {names}")
+    if sum(a.type == "channel" for a in axes) > 1:
+        raise _fail(where, key, f"at most one channel axis, got {names}")
+    rank = [0 if a.type == "time" else 2 if a.type == "space" else 1 for a in axes]
+    if rank != sorted(rank):
+        raise _fail(
+            where, key, f"axes must be ordered time, channel or custom, then space: {names}"
+        )
+
+
+def _parse_level(raw: Any, version: str, ndim: int, where: str, key: str) -> Level:
+    if not isinstance(raw, Mapping):
+        raise _fail(where, key, "must be a JSON object")
+    path = raw.get("path")
+    if not isinstance(path, str) or not path.strip("/"):
+        raise _fail(where, f"{key}/path", f"must be a non-empty string, got {path!r}")
+    transforms: tuple[Transform, ...] = ()
+    if version in ("0.4", "0.5"):
+        if "coordinateTransformations" not in raw:
+            raise _fail(where, f"{key}/coordinateTransformations", "is required")
+        transforms = _parse_transforms(
+            raw["coordinateTransformations"], ndim, where, f"{key}/coordinateTransformations"
+        )
+        if transforms[0].type != "scale":
+            raise _fail(where, f"{key}/coordinateTransformations", "must start with a scale")
+    extra = {k: v for k, v in raw.items() if k not in ("path", "coordinateTransformations")}
+    return Level(path.strip("/"), transforms, extra)
+
+
+def _parse_transforms(raw: Any, ndim: int, where: str, key: str) -> tuple[Transform, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail(where, key, f"must be a non-empty list, got {raw!r}")
+    parsed = tuple(_parse_transform(t, ndim, where, f"{key}/{i}") for i, t in enumerate(raw))
+    types = [t.type for t in parsed]
+    if types not in (["scale"], ["scale", "translation"], ["identity"]):
+        raise _fail(
+            where, key, f"must be one scale optionally followed by one translation, got {types}"
+        )
+    return parsed
+
+
+def _parse_transform(raw: Any, ndim: int, where: str, key: str) -> Transform:
+    if not isinstance(raw, Mapping):
+        raise _fail(where, key, "must be a JSON object")
+    type_ = raw.get("type")
+    if type_ == "identity":
+        return Transform("identity", None, dict(raw))
+    if type_ not in ("scale", "translation"):
+        raise _fail(where, f"{key}/type", f"must be 'scale' or 'translation', got {type_!r}")
+    if "path" in raw and type_ not in raw:
+        raise _fail(where, f"{key}/path", "transforms stored in binary arrays are not supported")
+    values = raw.get(type_)
+    if (
+        not isinstance(values, list)
+        or len(values) != ndim
+        or not all(_is_number(v) for v in values)
+    ):
+        raise _fail(where, f"{key}/{type_}", f"must be a list of {ndim} numbers, got {values!r}")
+    if type_ == "scale" and any(v == 0 for v in values):
+        raise _fail(where, f"{key}/scale", f"must not contain zero, got {values!r}")
+    return Transform(type_, tuple(float(v) for v in values), dict(raw))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

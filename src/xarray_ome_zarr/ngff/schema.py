@@ -1,0 +1,104 @@
+"""Validate OME attribute documents against the specification's own JSON schemas.
+
+The schemas of each version ship with the package (``schemas/<version>``, see the licence
+notice there) and are validated with ``jsonschema`` under Draft 2020-12. Nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+#: Versions whose schemas ship with the package.
+SCHEMA_VERSIONS = ("0.4", "0.5")
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """One place where a document breaks its schema."""
+
+    kind: str
+    path: tuple[str | int, ...]
+    message: str
+
+    @property
+    def key(self) -> str:
+        """The JSON path of the offending value, ``/``-separated."""
+        return "/".join(str(p) for p in self.path) or "<root>"
+
+    @property
+    def in_omero(self) -> bool:
+        """Whether the problem lies in the transitional ``omero`` block."""
+        return "omero" in self.path[:2]
+
+
+@cache
+def _registry_and_schemas(version: str) -> tuple[Any, dict[str, dict]]:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    folder = files("xarray_ome_zarr.ngff") / "schemas" / version
+    schemas: dict[str, dict] = {}
+    resources = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".schema"):
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            schemas[entry.name.removesuffix(".schema")] = schema
+            resource = Resource.from_contents(schema, default_specification=DRAFT202012)
+            resources.append((schema["$id"], resource))
+    return Registry().with_resources(resources), schemas
+
+
+@cache
+def _validator(version: str, kind: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    registry, schemas = _registry_and_schemas(version)
+    return Draft202012Validator(schemas[kind], registry=registry)
+
+
+def schema_kinds(version: str) -> tuple[str, ...]:
+    """The schema names (``image``, ``strict_plate``, ...) shipped for a version."""
+    return tuple(sorted(_registry_and_schemas(version)[1]))
+
+
+def schema_problems(document: Mapping[str, Any], version: str, kind: str) -> list[SchemaProblem]:
+    """Every way ``document`` breaks the schema ``kind`` of ``version``.
+
+    Parameters
+    ----------
+    document
+        The group's attributes as stored (for 0.5, with the ``ome`` key).
+    version
+        ``"0.4"`` or ``"0.5"``.
+    kind
+        A schema name such as ``"image"``, ``"label"``, ``"plate"``, ``"strict_well"``.
+    """
+    validator = _validator(version, kind)
+    problems = [
+        SchemaProblem(kind, tuple(err.absolute_path), err.message)
+        for err in validator.iter_errors(document)
+    ]
+    return sorted(problems, key=lambda p: [str(x) for x in p.path])
+
+
+def kinds_for(ome: Mapping[str, Any], version: str) -> list[str]:
+    """The schemas that apply to an OME document (the content under ``ome`` for 0.5)."""
+    kinds = []
+    if "multiscales" in ome:
+        kinds.append("image")
+    if "image-label" in ome:
+        kinds.append("label")
+    if "plate" in ome:
+        kinds.append("plate")
+    if "well" in ome:
+        kinds.append("well")
+    if "bioformats2raw.layout" in ome:
+        kinds.append("bf2raw")
+    if "series" in ome and version != "0.4":
+        kinds.append("ome")
+    return kinds

@@ -1,0 +1,440 @@
+"""Read OME-Zarr groups into the in-memory model: levels as Datasets, hierarchies as dicts.
+
+Opening reads metadata only, never a chunk.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+from xarray.core import indexing
+
+from .array import OmeZarrArray
+from .errors import OmeZarrError, OmeZarrWarning
+from .ngff.model import Multiscale, NodeMeta
+from .ngff.parse import parse_node
+from .store import open_root
+from .transforms import coordinate_values, level_geometry
+
+#: Level Dataset attribute that records the level's dataset path on disk.
+PATH_ATTR = "ome_dataset_path"
+#: Coordinate attribute holding the axis type.
+TYPE_ATTR = "axis_type"
+#: Coordinate attribute holding the scale, for axes of length 1 where values cannot tell.
+SCALE_ATTR = "scale"
+#: Default name of the data variable when the multiscale has no usable name.
+DEFAULT_NAME = "image"
+
+
+class NodeReader:
+    """Reads one opened store: node metadata, levels, and the hierarchy below a group."""
+
+    def __init__(self, store_name: str, *, validate: bool = True) -> None:
+        self.store_name = store_name
+        self.validate = validate
+
+    def where(self, node: str) -> str:
+        """Name a node of this store for messages."""
+        return f"store {self.store_name!r}, node {'/' + node.strip('/')!r}"
+
+    # ---- metadata -----------------------------------------------------------------
+    def meta(self, group: zarr.Group, node: str) -> NodeMeta:
+        """Parse a group's OME metadata."""
+        return parse_node(group.attrs.asdict(), self.where(node), validate=self.validate)
+
+    def child_group(self, group: zarr.Group, path: str, node: str, what: str) -> zarr.Group:
+        """The group at ``path`` below ``group``, or a clear error naming ``what`` wanted it."""
+        try:
+            child = group[path]
+        except (KeyError, FileNotFoundError) as err:
+            raise OmeZarrError(f"{self.where(node)}: {what} {path!r} does not exist") from err
+        if not isinstance(child, zarr.Group):
+            raise OmeZarrError(f"{self.where(node)}: {what} {path!r} is an array, not a group")
+        return child
+
+    # ---- one image ----------------------------------------------------------------
+    def level_index(self, multiscale: Multiscale, level: int | str, node: str) -> int:
+        """Resolve ``level`` (int, negative int, ``"scaleN"`` or dataset path) to an index."""
+        count = len(multiscale.levels)
+        if isinstance(level, bool):
+            raise OmeZarrError(f"{self.where(node)}: level must be an int or a path, got {level!r}")
+        if isinstance(level, int | np.integer):
+            if -count <= level < count:
+                return int(level) % count
+            raise OmeZarrError(
+                f"{self.where(node)}: level {level} out of range; the image has {count} levels"
+            )
+        if isinstance(level, str):
+            paths = [lv.path for lv in multiscale.levels]
+            if level.strip("/") in paths:
+                return paths.index(level.strip("/"))
+            if level.startswith("scale") and level[5:].isdigit() and int(level[5:]) < count:
+                return int(level[5:])
+            raise OmeZarrError(
+                f"{self.where(node)}: no level {level!r}; levels are scale0..scale{count - 1} "
+                f"at dataset paths {paths}"
+            )
+        raise OmeZarrError(f"{self.where(node)}: level must be an int or a path, got {level!r}")
+
+    def level_dataset(
+        self,
+        group: zarr.Group,
+        meta: NodeMeta,
+        index: int,
+        node: str,
+        drop_variables: Iterable[str] = (),
+    ) -> xr.Dataset:
+        """One resolution level of the image at ``group`` as a Dataset."""
+        multiscale = meta.multiscales[0]
+        level = multiscale.levels[index]
+        key = f"multiscales/0/datasets/{index}/path"
+        try:
+            array = group[level.path]
+        except (KeyError, FileNotFoundError) as err:
+            raise OmeZarrError(
+                f"{self.where(node)}: {key}: {level.path!r} names no array in the store"
+            ) from err
+        if not isinstance(array, zarr.Array):
+            raise OmeZarrError(
+                f"{self.where(node)}: {key}: {level.path!r} is a group, not an array"
+            )
+        axes = multiscale.axes
+        dims = multiscale.axis_names
+        if meta.version in ("0.1", "0.2", "0.3") and len(axes) == 5 and array.ndim < 5:
+            axes, dims = axes[5 - array.ndim :], dims[5 - array.ndim :]
+        if array.ndim != len(dims):
+            raise OmeZarrError(
+                f"{self.where(node)}: array {level.path!r} has {array.ndim} dimensions but the "
+                f"multiscale has {len(dims)} axes {list(dims)}"
+            )
+        stored_dims = getattr(array.metadata, "dimension_names", None)
+        if stored_dims is not None and tuple(stored_dims) != tuple(dims):
+            raise OmeZarrError(
+                f"{self.where(node)}: array {level.path!r} has dimension_names "
+                f"{list(stored_dims)}, which differ from the axes {list(dims)}"
+            )
+        name = variable_name(multiscale)
+        coords = self.coordinates(
+            meta, index, array.shape, node, first=len(multiscale.axes) - len(axes)
+        )
+        ds_attrs = {PATH_ATTR: level.path}
+        if name in set(drop_variables):
+            return xr.Dataset(coords=coords, attrs=ds_attrs)
+        data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node)))
+        var_attrs = {k: v for k, v in array.attrs.asdict().items() if k != "_ARRAY_DIMENSIONS"}
+        variable = xr.Variable(dims, data, attrs=var_attrs, encoding=encoding_of(array, dims))
+        return xr.Dataset({name: variable}, coords=coords, attrs=ds_attrs)
+
+    def coordinates(
+        self, meta: NodeMeta, index: int, shape: tuple[int, ...], node: str, first: int = 0
+    ) -> dict[str, xr.Variable]:
+        """Pixel-centre coordinates of the space and time axes, and channel names."""
+        multiscale = meta.multiscales[0]
+        scale, translation = level_geometry(multiscale, index)
+        coords: dict[str, xr.Variable] = {}
+        for axis, size, s, t in zip(
+            multiscale.axes[first:], shape, scale[first:], translation[first:], strict=True
+        ):
+            if axis.is_spatial:
+                attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: float(s)}
+                if axis.unit:
+                    attrs["units"] = axis.unit
+                coords[axis.name] = xr.Variable(
+                    axis.name, coordinate_values(size, float(s), float(t)), attrs=attrs
+                )
+            elif axis.type == "channel":
+                labels = channel_labels(meta.document, size, self.where(node))
+                if labels is not None:
+                    coords[axis.name] = xr.Variable(
+                        axis.name, np.asarray(labels, dtype=str), attrs={TYPE_ATTR: "channel"}
+                    )
+        return coords
+
+    def image_groups(
+        self,
+        group: zarr.Group,
+        meta: NodeMeta,
+        node: str,
+        drop_variables: Iterable[str] = (),
+    ) -> dict[str, xr.Dataset]:
+        """The image at ``group``: its own node and ``scale0..N``, keyed by relative path."""
+        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
+        previous: tuple[int, ...] | None = None
+        for i in range(len(meta.multiscales[0].levels)):
+            ds = self.level_dataset(group, meta, i, node, drop_variables)
+            shape = tuple(ds.sizes[d] for d in ds.dims)
+            if previous is not None and any(b > a for a, b in zip(previous, shape, strict=False)):
+                raise OmeZarrError(
+                    f"{self.where(node)}: level {i} has shape {shape}, larger than level "
+                    f"{i - 1} {previous}; levels must go from highest to lowest resolution"
+                )
+            previous = shape
+            out[f"scale{i}"] = ds
+        return out
+
+    # ---- hierarchy ----------------------------------------------------------------
+    def tree(
+        self, group: zarr.Group, node: str = "", drop_variables: Iterable[str] = ()
+    ) -> dict[str, xr.Dataset]:
+        """Every OME node below ``group`` (itself included), keyed by path relative to it."""
+        meta = self.meta(group, node)
+        if not meta.is_ome:
+            raise OmeZarrError(f"{self.where(node)}: no OME-Zarr metadata in this group")
+        out: dict[str, xr.Dataset] = {}
+        if meta.is_image:
+            out.update(self.image_groups(group, meta, node, drop_variables))
+            labels = self._optional_group(group, "labels")
+            if labels is not None:
+                labels_node = _join(node, "labels")
+                out.update(
+                    _prefixed("labels", self.labels_tree(labels, labels_node, None, drop_variables))
+                )
+        elif meta.labels is not None:
+            out.update(self.labels_tree(group, node, meta, drop_variables))
+        elif meta.plate is not None:
+            out.update(self.plate_tree(group, meta, node, drop_variables))
+        elif meta.well is not None:
+            out.update(self.well_tree(group, meta, node, drop_variables))
+        elif meta.bioformats2raw_layout is not None:
+            out.update(self.bf2raw_tree(group, node, drop_variables))
+        else:
+            out[""] = xr.Dataset(attrs=group.attrs.asdict())
+        return out
+
+    def _optional_group(self, group: zarr.Group, path: str) -> zarr.Group | None:
+        try:
+            child = group[path]
+        except (KeyError, FileNotFoundError):
+            return None
+        return child if isinstance(child, zarr.Group) else None
+
+    def labels_tree(
+        self,
+        group: zarr.Group,
+        node: str,
+        meta: NodeMeta | None = None,
+        drop_variables: Iterable[str] = (),
+    ) -> dict[str, xr.Dataset]:
+        """A ``labels`` group and every label image it lists."""
+        meta = meta or self.meta(group, node)
+        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
+        for name in meta.labels or ():
+            child = self.child_group(group, name, node, "the labels list names group")
+            child_node = _join(node, name)
+            child_meta = self.meta(child, child_node)
+            if not child_meta.is_image:
+                raise OmeZarrError(f"{self.where(child_node)}: a label must be a multiscale image")
+            self.check_label_dtype(child, child_meta, child_node)
+            out.update(_prefixed(name, self.tree(child, child_node, drop_variables)))
+        return out
+
+    def check_label_dtype(self, group: zarr.Group, meta: NodeMeta, node: str) -> None:
+        """Refuse a label image whose pixels are not integers."""
+        path = meta.multiscales[0].levels[0].path
+        try:
+            array = group[path]
+        except (KeyError, FileNotFoundError):
+            return  # reported with its key when the level is read
+        if isinstance(array, zarr.Array) and np.dtype(array.dtype).kind not in "iu":
+            raise OmeZarrError(
+                f"{self.where(node)}: label image {path!r} has dtype {array.dtype}; "
+                "labels must be integers"
+            )
+
+    def plate_tree(
+        self, group: zarr.Group, meta: NodeMeta, node: str, drop_variables: Iterable[str]
+    ) -> dict[str, xr.Dataset]:
+        """A plate, its wells and every field of every well."""
+        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
+        wells = (meta.plate or {}).get("wells")
+        if not isinstance(wells, list):
+            raise OmeZarrError(f"{self.where(node)}: plate/wells must be a list")
+        for i, well in enumerate(wells):
+            path = well.get("path") if isinstance(well, Mapping) else None
+            if not isinstance(path, str):
+                raise OmeZarrError(f"{self.where(node)}: plate/wells/{i}/path must be a string")
+            child = self.child_group(group, path, node, f"plate/wells/{i}/path")
+            child_node = _join(node, path)
+            child_meta = self.meta(child, child_node)
+            if child_meta.well is None:
+                raise OmeZarrError(f"{self.where(child_node)}: a plate's well needs well metadata")
+            out.update(
+                _prefixed(path, self.well_tree(child, child_meta, child_node, drop_variables))
+            )
+        return out
+
+    def well_tree(
+        self, group: zarr.Group, meta: NodeMeta, node: str, drop_variables: Iterable[str]
+    ) -> dict[str, xr.Dataset]:
+        """A well and its fields of view."""
+        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
+        images = (meta.well or {}).get("images")
+        if not isinstance(images, list) or not images:
+            raise OmeZarrError(f"{self.where(node)}: well/images must list at least one image")
+        for i, image in enumerate(images):
+            path = image.get("path") if isinstance(image, Mapping) else None
+            if not isinstance(path, str):
+                raise OmeZarrError(f"{self.where(node)}: well/images/{i}/path must be a string")
+            child = self.child_group(group, path, node, f"well/images/{i}/path")
+            out.update(_prefixed(path, self.tree(child, _join(node, path), drop_variables)))
+        return out
+
+    def bf2raw_tree(
+        self, group: zarr.Group, node: str, drop_variables: Iterable[str]
+    ) -> dict[str, xr.Dataset]:
+        """A bioformats2raw collection: its series, and the ``OME`` group's series list."""
+        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
+        ome = self._optional_group(group, "OME")
+        series: tuple[str, ...] | None = None
+        if ome is not None:
+            ome_meta = self.meta(ome, _join(node, "OME"))
+            series = ome_meta.series
+            out["OME"] = xr.Dataset(attrs=ome.attrs.asdict())
+        if series is None:
+            found = []
+            while self._optional_group(group, str(len(found))) is not None:
+                found.append(str(len(found)))
+            series = tuple(found)
+        for path in series:
+            child = self.child_group(group, path, node, "series")
+            child_node = _join(node, path)
+            child_meta = self.meta(child, child_node)
+            if child_meta.is_image or child_meta.plate is not None:
+                out.update(_prefixed(path, self.tree(child, child_node, drop_variables)))
+        return out
+
+
+def variable_name(multiscale: Multiscale) -> str:
+    """The data variable's name: the multiscale's ``name`` where usable, else ``image``."""
+    name = multiscale.name
+    if isinstance(name, str) and name and "/" not in name:
+        return name
+    return DEFAULT_NAME
+
+
+def channel_labels(document: Mapping[str, Any], size: int, where: str) -> list[str] | None:
+    """Channel names from ``omero``, or ``None`` when it names none (or not all)."""
+    omero = document.get("omero")
+    channels = omero.get("channels") if isinstance(omero, Mapping) else None
+    if not isinstance(channels, list) or not channels:
+        return None
+    labels = [c.get("label") if isinstance(c, Mapping) else None for c in channels]
+    if not all(isinstance(label, str) for label in labels):
+        return None
+    if len(labels) != size:
+        warnings.warn(
+            f"{where}: omero names {len(labels)} channels but the channel axis has {size}; "
+            "no channel coordinate is made",
+            OmeZarrWarning,
+            stacklevel=2,
+        )
+        return None
+    return labels
+
+
+def encoding_of(array: zarr.Array, dims: tuple[str, ...]) -> dict[str, Any]:
+    """The zarr encoding of ``array`` in xarray's terms, plus what a round trip needs."""
+    meta = array.metadata
+    shards = getattr(array, "shards", None)
+    encoding: dict[str, Any] = {
+        "chunks": tuple(array.chunks),
+        "preferred_chunks": dict(zip(dims, shards or array.chunks, strict=True)),
+        "dtype": np.dtype(array.dtype),
+        "zarr_format": meta.zarr_format,
+        "fill_value": array.fill_value.item()
+        if isinstance(array.fill_value, np.generic)
+        else array.fill_value,
+    }
+    if meta.zarr_format == 3:
+        encoding["shards"] = tuple(shards) if shards else None
+        encoding["compressors"] = tuple(array.compressors)
+        encoding["filters"] = tuple(array.filters)
+        encoding["serializer"] = array.serializer
+    else:
+        encoding["compressors"] = tuple(array.compressors)
+        encoding["filters"] = tuple(array.filters)
+        encoding["dimension_separator"] = getattr(meta, "dimension_separator", ".")
+    return encoding
+
+
+def _join(node: str, path: str) -> str:
+    return f"{node.strip('/')}/{path.strip('/')}".strip("/")
+
+
+def _prefixed(prefix: str, groups: Mapping[str, xr.Dataset]) -> dict[str, xr.Dataset]:
+    prefix = prefix.strip("/")
+    return {_join(prefix, key): ds for key, ds in groups.items()}
+
+
+# ---- public functions behind the engine ------------------------------------------------
+def open_ome_dataset(
+    store: Any,
+    *,
+    level: int | str = 0,
+    group: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    drop_variables: Iterable[str] = (),
+    validate: bool = True,
+) -> xr.Dataset:
+    """Open one resolution level of the OME-Zarr image at ``store``/``group``.
+
+    The Dataset's attrs are the image group's attributes, verbatim, plus the level's
+    dataset path under ``ome_dataset_path``. See :func:`xarray.open_dataset` with
+    ``engine="ome-zarr"`` for chunking.
+    """
+    opened = open_root(store, group=group, storage_options=storage_options)
+    try:
+        reader = NodeReader(opened.name, validate=validate)
+        node = (group or "").strip("/")
+        meta = reader.meta(opened.group, node)
+        if not meta.is_image:
+            raise OmeZarrError(
+                f"{reader.where(node)}: is not a multiscale image ({_kind(meta)}); "
+                "pass group= to choose an image, or use xr.open_datatree"
+            )
+        index = reader.level_index(meta.multiscales[0], level, node)
+        ds = reader.level_dataset(opened.group, meta, index, node, drop_variables)
+        ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
+    except BaseException:
+        opened.close()
+        raise
+    ds.set_close(opened.close)
+    return ds
+
+
+def open_ome_groups(
+    store: Any,
+    *,
+    group: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    drop_variables: Iterable[str] = (),
+    validate: bool = True,
+) -> dict[str, xr.Dataset]:
+    """Every OME node at and below ``store``/``group``, as ``{"/path": Dataset}``."""
+    opened = open_root(store, group=group, storage_options=storage_options)
+    try:
+        reader = NodeReader(opened.name, validate=validate)
+        groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
+    except BaseException:
+        opened.close()
+        raise
+    out = {"/" + key if key else "/": ds for key, ds in groups.items()}
+    out["/"].set_close(opened.close)
+    return out
+
+
+def _kind(meta: NodeMeta) -> str:
+    if meta.plate is not None:
+        return "a plate"
+    if meta.well is not None:
+        return "a well"
+    if meta.labels is not None:
+        return "a labels group"
+    if meta.bioformats2raw_layout is not None:
+        return "a bioformats2raw collection"
+    return "no OME metadata"

@@ -1,0 +1,86 @@
+"""Scale and translation to and from coordinates, by the pixel-centre convention.
+
+A coordinate value is the centre of a pixel: ``translation + scale * index``. Pure numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import OmeZarrError
+from .ngff.model import Multiscale, Transform
+
+#: Relative tolerance for "evenly spaced" coordinates.
+SPACING_RTOL = 1e-6
+
+
+def _as_vectors(transforms: Sequence[Transform], ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    scale, translation = np.ones(ndim), np.zeros(ndim)
+    for t in transforms:
+        if t.type == "scale" and t.values is not None:
+            scale = np.asarray(t.values, dtype=np.float64)
+        elif t.type == "translation" and t.values is not None:
+            translation = np.asarray(t.values, dtype=np.float64)
+    return scale, translation
+
+
+def level_geometry(multiscale: Multiscale, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Effective (scale, translation) of one level, per axis.
+
+    The dataset's own transforms apply first, then the multiscale-wide ones:
+    ``scale = S_ms * s_ds`` and ``translation = S_ms * t_ds + t_ms``.
+    """
+    ndim = len(multiscale.axes)
+    s_ds, t_ds = _as_vectors(multiscale.levels[index].transforms, ndim)
+    s_ms, t_ms = _as_vectors(multiscale.transforms, ndim)
+    return s_ms * s_ds, s_ms * t_ds + t_ms
+
+
+def coordinate_values(size: int, scale: float, translation: float) -> np.ndarray:
+    """Pixel-centre coordinates of an axis of ``size`` pixels."""
+    return translation + scale * np.arange(size, dtype=np.float64)
+
+
+def scale_translation(
+    values: np.ndarray, fallback_scale: float | None = None, *, name: str = "?"
+) -> tuple[float, float]:
+    """Read (scale, translation) off pixel-centre coordinates.
+
+    Parameters
+    ----------
+    values
+        The coordinate values along one axis.
+    fallback_scale
+        The scale of a length-1 axis, which its values cannot tell; 1.0 if ``None``.
+    name
+        The axis name, for error messages.
+
+    Raises
+    ------
+    OmeZarrError
+        When the values are empty, not finite, or not evenly spaced.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise OmeZarrError(f"axis {name!r}: a coordinate needs at least one value")
+    if not np.all(np.isfinite(values)):
+        raise OmeZarrError(f"axis {name!r}: coordinate values must be finite")
+    if values.size == 1:
+        scale = 1.0 if fallback_scale is None else float(fallback_scale)
+        return scale, float(values[0])
+    steps = np.diff(values)
+    # The mean step over the whole axis is the most exact estimate of the scale.
+    scale = float((values[-1] - values[0]) / (values.size - 1))
+    if scale == 0 or not np.allclose(steps, scale, rtol=SPACING_RTOL, atol=0):
+        raise OmeZarrError(
+            f"axis {name!r}: coordinates are not evenly spaced (steps from {steps.min():g} "
+            f"to {steps.max():g}); OME-Zarr can only store a scale and a translation"
+        )
+    return scale, float(values[0])
+
+
+def downsampled(scale: float, translation: float, factor: int) -> tuple[float, float]:
+    """Geometry of an axis downsampled by ``factor``: pixel centres of the merged blocks."""
+    return scale * factor, translation + (factor - 1) / 2 * scale
