@@ -135,7 +135,10 @@ class NodeReader:
     ) -> dict[str, xr.Variable]:
         """Pixel-centre coordinates of the space and time axes, and channel names."""
         multiscale = meta.multiscales[0]
-        scale, translation = level_geometry(multiscale, index)
+        try:
+            scale, translation = level_geometry(multiscale, index)
+        except OmeZarrError as err:
+            raise OmeZarrError(f"{self.where(node)}: {err}") from None
         coords: dict[str, xr.Variable] = {}
         for axis, size, s, t in zip(
             multiscale.axes[first:], shape, scale[first:], translation[first:], strict=True

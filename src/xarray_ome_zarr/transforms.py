@@ -16,12 +16,18 @@ from .ngff.model import Multiscale, Transform
 SPACING_RTOL = 1e-6
 
 
-def _as_vectors(transforms: Sequence[Transform], ndim: int) -> tuple[np.ndarray, np.ndarray]:
+def _as_vectors(
+    transforms: Sequence[Transform], ndim: int, key: str
+) -> tuple[np.ndarray, np.ndarray]:
     scale, translation = np.ones(ndim), np.zeros(ndim)
-    for t in transforms:
-        if t.type == "scale" and t.values is not None:
+    for i, t in enumerate(transforms):
+        if t.values is None:
+            continue
+        if len(t.values) != ndim:
+            raise OmeZarrError(f"{key}/{i}/{t.type}: has {len(t.values)} values for {ndim} axes")
+        if t.type == "scale":
             scale = np.asarray(t.values, dtype=np.float64)
-        elif t.type == "translation" and t.values is not None:
+        elif t.type == "translation":
             translation = np.asarray(t.values, dtype=np.float64)
     return scale, translation
 
@@ -31,10 +37,19 @@ def level_geometry(multiscale: Multiscale, index: int) -> tuple[np.ndarray, np.n
 
     The dataset's own transforms apply first, then the multiscale-wide ones:
     ``scale = S_ms * s_ds`` and ``translation = S_ms * t_ds + t_ms``.
+
+    Raises
+    ------
+    OmeZarrError
+        When a transform's length differs from the number of axes (message names the key).
     """
     ndim = len(multiscale.axes)
-    s_ds, t_ds = _as_vectors(multiscale.levels[index].transforms, ndim)
-    s_ms, t_ms = _as_vectors(multiscale.transforms, ndim)
+    s_ds, t_ds = _as_vectors(
+        multiscale.levels[index].transforms,
+        ndim,
+        f"multiscales/0/datasets/{index}/coordinateTransformations",
+    )
+    s_ms, t_ms = _as_vectors(multiscale.transforms, ndim, "multiscales/0/coordinateTransformations")
     return s_ms * s_ds, s_ms * t_ds + t_ms
 
 

@@ -81,6 +81,7 @@ class NodeMeta:
     multiscales: tuple[Multiscale, ...] = ()
     labels: tuple[str, ...] | None = None
     plate: Mapping[str, Any] | None = None
+    image_label: Mapping[str, Any] | None = None
     well: Mapping[str, Any] | None = None
     bioformats2raw_layout: int | None = None
     series: tuple[str, ...] | None = None
@@ -97,6 +98,7 @@ class NodeMeta:
             self.multiscales
             or self.labels is not None
             or self.plate is not None
+            or self.image_label is not None
             or self.well is not None
             or self.bioformats2raw_layout is not None
             or self.series is not None

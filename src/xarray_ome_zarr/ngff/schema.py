@@ -86,8 +86,11 @@ def schema_problems(document: Mapping[str, Any], version: str, kind: str) -> lis
     return sorted(problems, key=lambda p: [str(x) for x in p.path])
 
 
-def kinds_for(ome: Mapping[str, Any], version: str) -> list[str]:
-    """The schemas that apply to an OME document (the content under ``ome`` for 0.5)."""
+def kinds_for(ome: Mapping[str, Any], version: str, *, strict: bool = False) -> list[str]:
+    """The schemas that apply to an OME document (the content under ``ome`` for 0.5).
+
+    With ``strict``, each kind's strict schema follows it where the version has one.
+    """
     kinds = []
     if "multiscales" in ome:
         kinds.append("image")
@@ -101,4 +104,7 @@ def kinds_for(ome: Mapping[str, Any], version: str) -> list[str]:
         kinds.append("bf2raw")
     if "series" in ome and version != "0.4":
         kinds.append("ome")
+    if strict:
+        available = schema_kinds(version)
+        kinds = [k for kind in kinds for k in (kind, f"strict_{kind}") if k in available]
     return kinds
