@@ -5,8 +5,9 @@ Opening reads metadata only, never a chunk.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,28 @@ TYPE_ATTR = "axis_type"
 SCALE_ATTR = "scale"
 #: Default name of the data variable when the multiscale has no usable name.
 DEFAULT_NAME = "image"
+
+
+def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
+    """Open several members of ``group`` at once: one round trip's latency over a network.
+
+    Each result is a ``zarr.Array``, a ``zarr.Group``, or the ``KeyError`` /
+    ``FileNotFoundError`` raised for a missing member.
+    """
+    from zarr.core.array import AsyncArray
+    from zarr.core.sync import sync
+
+    async def one(path: str) -> Any:
+        try:
+            member = await group._async_group.getitem(path)
+        except (KeyError, FileNotFoundError) as err:
+            return err
+        return zarr.Array(member) if isinstance(member, AsyncArray) else zarr.Group(member)
+
+    async def every() -> list[Any]:
+        return list(await asyncio.gather(*(one(p) for p in paths)))
+
+    return sync(every())
 
 
 class NodeReader:
@@ -88,17 +111,20 @@ class NodeReader:
         index: int,
         node: str,
         drop_variables: Iterable[str] = (),
+        member: Any = None,
     ) -> xr.Dataset:
-        """One resolution level of the image at ``group`` as a Dataset."""
+        """One resolution level of the image at ``group`` as a Dataset.
+
+        ``member`` is the level's array (or the error opening it) when already fetched.
+        """
         multiscale = meta.multiscales[0]
         level = multiscale.levels[index]
         key = f"multiscales/0/datasets/{index}/path"
-        try:
-            array = group[level.path]
-        except (KeyError, FileNotFoundError) as err:
+        array = member if member is not None else fetch_members(group, [level.path])[0]
+        if isinstance(array, Exception):
             raise OmeZarrError(
                 f"{self.where(node)}: {key}: {level.path!r} names no array in the store"
-            ) from err
+            ) from array
         if not isinstance(array, zarr.Array):
             raise OmeZarrError(
                 f"{self.where(node)}: {key}: {level.path!r} is a group, not an array"
@@ -168,8 +194,9 @@ class NodeReader:
         """The image at ``group``: its own node and ``scale0..N``, keyed by relative path."""
         out = {"": xr.Dataset(attrs=group.attrs.asdict())}
         previous: tuple[int, ...] | None = None
-        for i in range(len(meta.multiscales[0].levels)):
-            ds = self.level_dataset(group, meta, i, node, drop_variables)
+        members = fetch_members(group, [lv.path for lv in meta.multiscales[0].levels])
+        for i, member in enumerate(members):
+            ds = self.level_dataset(group, meta, i, node, drop_variables, member)
             shape = tuple(ds.sizes[d] for d in ds.dims)
             if previous is not None and any(b > a for a, b in zip(previous, shape, strict=False)):
                 raise OmeZarrError(

@@ -42,8 +42,10 @@ def split_attributes(attrs: Mapping[str, Any], where: str = "") -> tuple[str | N
         raise _fail(where, "ome", f"must be a JSON object, got {type(ome).__name__}")
     if isinstance(ome, Mapping):
         version = ome.get("version")
-        if not isinstance(version, str):
+        if version is not None and not isinstance(version, str):
             raise _fail(where, "ome/version", f"must be a string, got {version!r}")
+        # Some writers leave the version off secondary groups (ome-zarr-py's labels group):
+        # the "ome" namespace itself says 0.5 or later, and the schema check catches images.
         return version, ome
     for block in ("multiscales", "plate", "well", "image-label"):
         value = attrs.get(block)
@@ -94,7 +96,7 @@ def parse_node(
     if not isinstance(attrs, Mapping):
         raise _fail(where, "attributes", f"must be a JSON object, got {type(attrs).__name__}")
     declared, document = split_attributes(attrs, where)
-    version = declared or _infer_version(document)
+    version = declared or ("0.5" if document is attrs.get("ome") else _infer_version(document))
     if version not in READ_VERSIONS:
         raise _fail(
             where,
