@@ -35,8 +35,8 @@ DEFAULT_NAME = "image"
 def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     """Open several members of ``group`` at once: one round trip's latency over a network.
 
-    Each result is a ``zarr.Array``, a ``zarr.Group``, or the ``KeyError`` /
-    ``FileNotFoundError`` raised for a missing member.
+    Each result is a ``zarr.Array``, a ``zarr.Group``, or the exception opening it raised
+    (``KeyError`` for a missing member, others for unreadable metadata).
     """
     from zarr.core.array import AsyncArray
     from zarr.core.sync import sync
@@ -44,7 +44,7 @@ def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     async def one(path: str) -> Any:
         try:
             member = await group._async_group.getitem(path)
-        except (KeyError, FileNotFoundError) as err:
+        except Exception as err:  # reported with its key by the caller
             return err
         return zarr.Array(member) if isinstance(member, AsyncArray) else zarr.Group(member)
 
@@ -72,13 +72,29 @@ class NodeReader:
 
     def child_group(self, group: zarr.Group, path: str, node: str, what: str) -> zarr.Group:
         """The group at ``path`` below ``group``, or a clear error naming ``what`` wanted it."""
-        try:
-            child = group[path]
-        except (KeyError, FileNotFoundError) as err:
-            raise OmeZarrError(f"{self.where(node)}: {what} {path!r} does not exist") from err
+        (child,) = fetch_members(group, [path])
+        if isinstance(child, KeyError | FileNotFoundError):
+            raise OmeZarrError(f"{self.where(node)}: {what} {path!r} does not exist") from child
+        if isinstance(child, Exception):
+            raise OmeZarrError(
+                f"{self.where(node)}: {what} {path!r} cannot be opened "
+                f"({type(child).__name__}: {child})"
+            ) from child
         if not isinstance(child, zarr.Group):
             raise OmeZarrError(f"{self.where(node)}: {what} {path!r} is an array, not a group")
         return child
+
+    def member_error(self, err: Exception, path: str, node: str, key: str) -> OmeZarrError:
+        """Say why the array at ``path`` could not be opened: missing, or unreadable."""
+        missing = isinstance(err, FileNotFoundError) or (
+            isinstance(err, KeyError) and err.args and str(err.args[0]).strip("/") == path
+        )
+        if missing:
+            return OmeZarrError(f"{self.where(node)}: {key}: {path!r} names no array in the store")
+        return OmeZarrError(
+            f"{self.where(node)}: {key}: cannot read the metadata of array {path!r} "
+            f"({type(err).__name__}: {err})"
+        )
 
     # ---- one image ----------------------------------------------------------------
     def level_index(self, multiscale: Multiscale, level: int | str, node: str) -> int:
@@ -122,9 +138,7 @@ class NodeReader:
         key = f"multiscales/0/datasets/{index}/path"
         array = member if member is not None else fetch_members(group, [level.path])[0]
         if isinstance(array, Exception):
-            raise OmeZarrError(
-                f"{self.where(node)}: {key}: {level.path!r} names no array in the store"
-            ) from array
+            raise self.member_error(array, level.path, node, key) from array
         if not isinstance(array, zarr.Array):
             raise OmeZarrError(
                 f"{self.where(node)}: {key}: {level.path!r} is a group, not an array"
@@ -143,6 +157,11 @@ class NodeReader:
             raise OmeZarrError(
                 f"{self.where(node)}: array {level.path!r} has dimension_names "
                 f"{list(stored_dims)}, which differ from the axes {list(dims)}"
+            )
+        if meta.image_label is not None and np.dtype(array.dtype).kind not in "iu":
+            raise OmeZarrError(
+                f"{self.where(node)}: {key}: label image {level.path!r} has dtype "
+                f"{array.dtype}; labels must be integers"
             )
         name = variable_name(multiscale)
         coords = self.coordinates(
@@ -237,10 +256,7 @@ class NodeReader:
         return out
 
     def _optional_group(self, group: zarr.Group, path: str) -> zarr.Group | None:
-        try:
-            child = group[path]
-        except (KeyError, FileNotFoundError):
-            return None
+        (child,) = fetch_members(group, [path])
         return child if isinstance(child, zarr.Group) else None
 
     def labels_tree(
@@ -266,10 +282,8 @@ class NodeReader:
     def check_label_dtype(self, group: zarr.Group, meta: NodeMeta, node: str) -> None:
         """Refuse a label image whose pixels are not integers."""
         path = meta.multiscales[0].levels[0].path
-        try:
-            array = group[path]
-        except (KeyError, FileNotFoundError):
-            return  # reported with its key when the level is read
+        (array,) = fetch_members(group, [path])
+        # A missing or unreadable array is reported with its key when the level is read.
         if isinstance(array, zarr.Array) and np.dtype(array.dtype).kind not in "iu":
             raise OmeZarrError(
                 f"{self.where(node)}: label image {path!r} has dtype {array.dtype}; "

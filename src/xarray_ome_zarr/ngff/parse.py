@@ -157,7 +157,7 @@ def _string_list(document: Mapping, key: str, where: str) -> tuple[str, ...] | N
     value = document[key]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _fail(where, key, f"must be a list of strings, got {value!r}")
-    return tuple(value)
+    return tuple(check_member_path(v, where, f"{key}/{i}") for i, v in enumerate(value))
 
 
 def _mapping(document: Mapping, key: str, where: str) -> Mapping | None:
@@ -307,8 +307,9 @@ def _parse_level(raw: Any, version: str, ndim: int, where: str, key: str) -> Lev
     if not isinstance(raw, Mapping):
         raise _fail(where, key, "must be a JSON object")
     path = raw.get("path")
-    if not isinstance(path, str) or not path.strip("/"):
+    if not isinstance(path, str):
         raise _fail(where, f"{key}/path", f"must be a non-empty string, got {path!r}")
+    check_member_path(path, where, f"{key}/path")
     transforms: tuple[Transform, ...] = ()
     if version in ("0.4", "0.5"):
         if "coordinateTransformations" not in raw:
@@ -355,4 +356,17 @@ def _parse_transform(raw: Any, where: str, key: str) -> Transform:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def check_member_path(path: str, where: str, key: str) -> str:
+    """A relative path inside the store: no empty, ``.`` or ``..`` segments."""
+    parts = path.strip("/").split("/")
+    if not path.strip("/") or any(p in ("", ".", "..") for p in parts):
+        raise _fail(where, key, f"{path!r} must be a relative path without '.' or '..' parts")
+    return path.strip("/")
