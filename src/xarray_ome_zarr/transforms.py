@@ -99,3 +99,21 @@ def scale_translation(
 def downsampled(scale: float, translation: float, factor: int) -> tuple[float, float]:
     """Geometry of an axis downsampled by ``factor``: pixel centres of the merged blocks."""
     return scale * factor, translation + (factor - 1) / 2 * scale
+
+
+def tidy(value: float, reference: float | None = None) -> float:
+    """``value`` without the float noise of reading it off coordinates.
+
+    The shortest decimal within 1e-13 (relative) of ``value``; zero when negligible next to
+    ``reference`` (a translation next to its scale).
+    """
+    value = float(value)
+    if reference is not None and abs(value) < 1e-9 * abs(float(reference)):
+        return 0.0
+    if not np.isfinite(value):
+        return value
+    for digits in range(1, 17):
+        short = float(f"{value:.{digits}g}")
+        if abs(short - value) <= 1e-13 * abs(value):
+            return short
+    return value

@@ -1,0 +1,527 @@
+"""Downsampling methods and pyramid geometry: lazy with dask, so large images stream through.
+
+A level downsampled by ``f`` along an axis has ``n // f`` pixels. When ``f`` does not divide
+``n``, the first ``n % f`` pixels are left out, as multiscale-spatial-image's block averaging
+(xarray ``coarsen(boundary="trim", side="right")``) does, so both give the same levels. The
+pixel centres follow the pixel-centre rule from the first pixel kept, at ``t``: scale
+``f * s``, translation ``t + (f - 1) / 2 * s``. ``scale_factors`` mean what
+multiscale-spatial-image means by them: each entry is relative to the level before it
+(``[2, 2]`` gives levels 2x and 4x smaller than the first).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .errors import OmeZarrError
+from .ngff.emit import OME_KEYS, SourceDocument, split_source, stored_multiscale
+from .ngff.model import TYPE_BY_NAME, Multiscale
+from .transforms import coordinate_values, downsampled, scale_translation
+
+#: Downsampling methods, by name.
+METHODS = ("mean", "nearest", "mode", "gaussian")
+#: Coordinate attributes the reader sets and the writer reads (see reader.py).
+TYPE_ATTR = "axis_type"
+SCALE_ATTR = "scale"
+PATH_ATTR = "ome_dataset_path"
+DEFAULT_NAME = "image"
+#: Gaussian kernels are cut at this many standard deviations (as scipy.ndimage does).
+TRUNCATE = 4.0
+#: Largest chunk the default chunking makes, in bytes.
+MAX_CHUNK_BYTES = 4 * 2**20
+#: About the size of the dask blocks the writer and the pyramid builder make, in bytes.
+DASK_CHUNK_BYTES = 32 * 2**20
+
+FactorsLike = Sequence[int | Mapping[str, int]]
+
+
+# ---- axes --------------------------------------------------------------------------------
+def axis_type(name: str, attrs: Mapping[str, Any], stored: Multiscale | None) -> str | None:
+    """An axis's type: the coordinate's ``axis_type``, else the stored axes, else its name."""
+    declared = attrs.get(TYPE_ATTR)
+    if isinstance(declared, str) and declared:
+        return declared
+    if stored is not None:
+        for axis in stored.axes:
+            if axis.name == name:
+                return axis.type
+    return TYPE_BY_NAME.get(name)
+
+
+def axis_types(obj: xr.DataArray | xr.Dataset, stored: Multiscale | None) -> dict[str, Any]:
+    """The type of every dimension of ``obj`` (``None`` for custom axes)."""
+    return {
+        str(d): axis_type(str(d), obj.coords[d].attrs if d in obj.coords else {}, stored)
+        for d in obj.dims
+    }
+
+
+def split_dataarray_attrs(attrs: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(group attrs, array attrs) of a DataArray: OME group attributes when it carries them."""
+    if "ome" in attrs or "multiscales" in attrs or any(k in attrs for k in OME_KEYS):
+        return dict(attrs), {}
+    return {}, dict(attrs)
+
+
+def source_of(
+    attrs: Mapping[str, Any], where: str = ""
+) -> tuple[SourceDocument, Multiscale | None]:
+    """The stored document of an image's group attributes and its (lenient) multiscale."""
+    source = split_source(attrs, where)
+    return source, stored_multiscale(source)
+
+
+def is_label_source(source: SourceDocument) -> bool:
+    """Whether the stored attributes say the image is a label image."""
+    return "image-label" in source.blocks
+
+
+# ---- geometry ----------------------------------------------------------------------------
+def coordinate_geometry(coord: xr.DataArray | None, name: str) -> tuple[float, float] | None:
+    """(scale, translation) read off a numeric 1-D coordinate, or ``None`` without one."""
+    if coord is None or coord.ndim != 1:
+        return None
+    if coord.dtype.kind in "mM":
+        raise OmeZarrError(
+            f"axis {name!r}: datetime coordinates cannot be stored; use numbers in a unit"
+        )
+    if coord.dtype.kind not in "iuf":
+        return None
+    fallback = coord.attrs.get(SCALE_ATTR)
+    fallback = float(fallback) if _is_number(fallback) and fallback != 0 else None
+    return scale_translation(np.asarray(coord.values), fallback, name=name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def level_factors(
+    scale_factors: FactorsLike, dims: Sequence[str], types: Mapping[str, Any]
+) -> list[tuple[int, ...]]:
+    """Per-dimension factors of each new level, relative to the level before it.
+
+    An int applies to every space axis; a dict names space axes. Time, channel and custom
+    axes are never downsampled.
+    """
+    if isinstance(scale_factors, int | Mapping) or not isinstance(scale_factors, Sequence):
+        raise OmeZarrError(
+            f"scale_factors must be a list of ints or of dicts by dimension, got {scale_factors!r}"
+        )
+    out = []
+    for i, factor in enumerate(scale_factors):
+        if isinstance(factor, Mapping):
+            unknown = [k for k in factor if k not in dims]
+            if unknown:
+                raise OmeZarrError(f"scale_factors[{i}]: no dimension {unknown} in {list(dims)}")
+            per_dim = {str(k): _factor(v, i) for k, v in factor.items()}
+        else:
+            f = _factor(factor, i)
+            per_dim = {d: f for d in dims if types.get(d) == "space"}
+        bad = [d for d, f in per_dim.items() if f != 1 and types.get(d) != "space"]
+        if bad:
+            raise OmeZarrError(
+                f"scale_factors[{i}]: only space axes are downsampled, not {bad} "
+                f"(types {[types.get(d) or 'custom' for d in bad]})"
+            )
+        out.append(tuple(per_dim.get(d, 1) for d in dims))
+    return out
+
+
+def _factor(value: Any, index: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise OmeZarrError(f"scale_factors[{index}]: factors are ints >= 1, got {value!r}")
+    return int(value)
+
+
+# ---- numpy kernels, one block at a time (block shapes are multiples of the factors) -------
+def _blocked(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """View ``x`` as (n0, f0, n1, f1, ...): each pixel block along the odd axes."""
+    shape = [s for n, f in zip(x.shape, factors, strict=True) for s in (n // f, f)]
+    return x.reshape(shape)
+
+
+def _factor_axes(ndim: int) -> tuple[int, ...]:
+    return tuple(range(1, 2 * ndim, 2))
+
+
+def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast computed values back to ``dtype``: integers rounded and clipped to their range."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return values >= 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype, copy=False)
+
+
+def _accumulator(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.complex128) if np.dtype(dtype).kind == "c" else np.dtype(np.float64)
+
+
+def mean_kernel(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """Mean of each block."""
+    blocks = _blocked(x, factors)
+    return cast_like(blocks.mean(axis=_factor_axes(x.ndim), dtype=_accumulator(x.dtype)), x.dtype)
+
+
+def nearest_kernel(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """The pixel of each block nearest its centre (the lower one of a tie)."""
+    return x[tuple(slice((f - 1) // 2, None, f) for f in factors)]
+
+
+def centre_kernel(x: np.ndarray, factors: Sequence[int], dtype: np.dtype) -> np.ndarray:
+    """Linear interpolation at each block's centre: the mean of its one or two central pixels."""
+    blocks = _blocked(x, factors)
+    centre = tuple(s for f in factors for s in (slice(None), slice((f - 1) // 2, f // 2 + 1)))
+    return cast_like(blocks[centre].mean(axis=_factor_axes(x.ndim)), dtype)
+
+
+def mode_kernel(x: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """The most frequent value of each block (the smallest of a tie): never a new value."""
+    ndim = x.ndim
+    blocks = _blocked(x, factors)
+    order = tuple(range(0, 2 * ndim, 2)) + _factor_axes(ndim)
+    counts = (n // f for n, f in zip(x.shape, factors, strict=True))
+    flat = blocks.transpose(order).reshape(*counts, -1)
+    values = np.sort(flat, axis=-1)
+    size = values.shape[-1]
+    starts = np.ones(values.shape, dtype=bool)
+    starts[..., 1:] = values[..., 1:] != values[..., :-1]
+    index = np.arange(size)
+    run_start = np.maximum.accumulate(np.where(starts, index, 0), axis=-1)
+    best = np.argmax(index - run_start, axis=-1)
+    return np.take_along_axis(values, best[..., None], axis=-1)[..., 0]
+
+
+def gaussian_sigma(factor: int) -> float:
+    """Standard deviation, in pixels, of the anti-aliasing kernel for a factor.
+
+    The kernel's full width at half maximum grows the pixel from 1 to ``factor``:
+    ``sigma = sqrt(f**2 - 1) / (2 * sqrt(2 * ln 2))``.
+    """
+    return math.sqrt(factor**2 - 1) / (2 * math.sqrt(2 * math.log(2)))
+
+
+def gaussian_weights(sigma: float) -> np.ndarray:
+    """A normalised 1-D Gaussian kernel cut at :data:`TRUNCATE` standard deviations."""
+    radius = int(TRUNCATE * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (x / sigma) ** 2)
+    return weights / weights.sum()
+
+
+def smooth_kernel(x: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
+    """Separable Gaussian smoothing with edge pixels repeated beyond the border."""
+    y = x.astype(_accumulator(x.dtype))
+    for axis, sigma in enumerate(sigmas):
+        if sigma <= 0:
+            continue
+        weights = gaussian_weights(sigma)
+        radius = len(weights) // 2
+        pad = [(0, 0)] * y.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(y, pad, mode="edge")
+        out = np.zeros_like(y)
+        n = y.shape[axis]
+        for i, w in enumerate(weights):
+            out += w * np.take(padded, np.arange(i, i + n), axis=axis)
+        y = out
+    return y
+
+
+# ---- dask ---------------------------------------------------------------------------------
+def aligned_chunks(chunks: tuple[tuple[int, ...], ...], units: Sequence[int]) -> tuple:
+    """Chunks along each axis that are multiples of ``units`` (the last may be shorter)."""
+    out = []
+    for sizes, unit in zip(chunks, units, strict=True):
+        total = sum(sizes)
+        if all(s % unit == 0 for s in sizes[:-1]):
+            out.append(sizes)
+            continue
+        step = max(unit, (max(sizes) // unit) * unit)
+        full, rest = divmod(total, step)
+        out.append((step,) * full + ((rest,) if rest else ()))
+    return tuple(out)
+
+
+def _smooth(arr: da.Array, factors: Sequence[int]) -> da.Array:
+    sigmas = [gaussian_sigma(f) for f in factors]
+    radii = [len(gaussian_weights(s)) // 2 if s > 0 else 0 for s in sigmas]
+    # An axis whose blocks are thinner than the kernel is smoothed in one block.
+    whole = {i: -1 for i, r in enumerate(radii) if r and r >= min(arr.chunks[i])}
+    if whole:
+        arr = arr.rechunk(whole)
+    depth = {i: (0 if i in whole or r >= arr.shape[i] else r) for i, r in enumerate(radii)}
+    return arr.map_overlap(
+        smooth_kernel,
+        depth=depth,
+        boundary="nearest",
+        dtype=_accumulator(arr.dtype),
+        sigmas=sigmas,
+    )
+
+
+def downsample(arr: da.Array, factors: Sequence[int], method: str) -> da.Array:
+    """``arr`` downsampled by ``factors`` (one per axis) with ``method``, lazily."""
+    if method not in METHODS:
+        raise OmeZarrError(f"unknown downsampling method {method!r}; choose from {METHODS}")
+    factors = tuple(int(f) for f in factors)
+    dtype = arr.dtype
+    if method == "gaussian":
+        arr = _smooth(arr, factors)
+    arr = arr[tuple(slice(n % f, None) for n, f in zip(arr.shape, factors, strict=True))]
+    arr = arr.rechunk(aligned_chunks(arr.chunks, factors))
+    out_chunks = tuple(
+        tuple(c // f for c in sizes) for sizes, f in zip(arr.chunks, factors, strict=True)
+    )
+    if method == "mean":
+        return arr.map_blocks(mean_kernel, factors, chunks=out_chunks, dtype=dtype)
+    if method == "nearest":
+        return arr.map_blocks(nearest_kernel, factors, chunks=out_chunks, dtype=dtype)
+    if method == "mode":
+        return arr.map_blocks(mode_kernel, factors, chunks=out_chunks, dtype=dtype)
+    return arr.map_blocks(centre_kernel, factors, dtype, chunks=out_chunks, dtype=dtype)
+
+
+def default_method(dtype: np.dtype, label: bool) -> str:
+    """``mode`` for integer label images, ``mean`` otherwise."""
+    return "mode" if label and np.dtype(dtype).kind in "iu" else "mean"
+
+
+def default_chunks(
+    dims: Sequence[str], shape: Sequence[int], types: Mapping[str, Any], itemsize: int
+) -> tuple[int, ...]:
+    """Chunks of a few MiB at most: 1 along time, channel and custom axes; 256 along the
+    space axes of a 2-D image; 64 along z of a 3-D one, y and x widened up to 256 when z is
+    thin."""
+    spaces = [d for d in dims if types.get(d) == "space"]
+    sizes = dict(zip(dims, shape, strict=True))
+    chunk = {d: 1 for d in dims}
+    if len(spaces) == 2:
+        chunk.update({d: 256 for d in spaces})
+    elif spaces:
+        first, rest = spaces[0], spaces[1:]
+        depth = min(sizes[first], 64)
+        side = min(256, int(math.sqrt(64**3 / max(depth, 1))))
+        chunk.update({first: depth, **{d: side for d in rest}})
+    out = [max(1, min(chunk[d], sizes[d])) for d in dims]
+    while math.prod(out) * itemsize > MAX_CHUNK_BYTES and max(out) > 1:
+        i = out.index(max(out))
+        out[i] = max(1, out[i] // 2)
+    return tuple(out)
+
+
+def grown_chunks(
+    shape: Sequence[int], unit: Sequence[int], itemsize: int, budget: int = DASK_CHUNK_BYTES
+) -> tuple[int, ...]:
+    """Dask chunks made of whole ``unit`` blocks (zarr chunks or shards), grown along the
+    last axes first up to about ``budget`` bytes: fewer, larger tasks for zarr to write."""
+    sizes = [max(1, min(u, n)) for u, n in zip(unit, shape, strict=True)]
+    for i in reversed(range(len(sizes))):
+        room = budget // max(1, math.prod(sizes) * itemsize)
+        if room < 2:
+            break
+        sizes[i] = min(shape[i], sizes[i] * min(room, -(-shape[i] // sizes[i])))
+    return tuple(sizes)
+
+
+# ---- pyramid ------------------------------------------------------------------------------
+def downsample_level(
+    level: xr.DataArray, factors: Sequence[int], method: str, types: Mapping[str, Any]
+) -> xr.DataArray:
+    """The next level: data downsampled, coordinates moved to the new pixel centres."""
+    dims = [str(d) for d in level.dims]
+    shape = tuple(n // f for n, f in zip(level.shape, factors, strict=True))
+    data = downsample(level.data, factors, method)
+    coords: dict[str, Any] = {}
+    for dim, n, f in zip(dims, shape, factors, strict=True):
+        coord = level.coords.get(dim)
+        if f == 1:
+            if coord is not None:
+                coords[dim] = coord.variable.copy(deep=False)
+            continue
+        step, first = coordinate_geometry(coord, dim) or (1.0, 0.0)
+        scale, translation = downsampled(step, first + (level.sizes[dim] % f) * step, f)
+        attrs = copy.deepcopy(dict(coord.attrs)) if coord is not None else {}
+        attrs.setdefault(TYPE_ATTR, types.get(dim))
+        attrs[SCALE_ATTR] = scale
+        coords[dim] = xr.Variable(dim, coordinate_values(n, scale, translation), attrs=attrs)
+    for name, coord in level.coords.items():
+        kept_dims = {d for d, f in zip(dims, factors, strict=True) if f == 1}
+        if name not in coords and set(coord.dims) <= kept_dims:
+            coords[str(name)] = coord.variable.copy(deep=False)
+    return xr.DataArray(data, dims=dims, coords=coords, name=level.name, attrs=dict(level.attrs))
+
+
+def with_pixel_coordinates(image: xr.DataArray, types: Mapping[str, Any]) -> xr.DataArray:
+    """``image`` with a pixel-index coordinate on each space or time axis that has none."""
+    missing = {
+        d: xr.Variable(d, np.arange(n, dtype=np.float64), attrs={TYPE_ATTR: types[d]})
+        for d, n in image.sizes.items()
+        if types.get(d) in ("space", "time") and d not in image.coords
+    }
+    return image.assign_coords(missing) if missing else image
+
+
+def check_shapes(shape: Sequence[int], dims: Sequence[str], steps: Sequence[Sequence[int]]) -> None:
+    """Refuse factors that would leave an axis with no pixel."""
+    current = list(shape)
+    for i, step in enumerate(steps):
+        current = [n // f for n, f in zip(current, step, strict=True)]
+        empty = [d for d, n in zip(dims, current, strict=True) if n < 1]
+        if empty:
+            raise OmeZarrError(
+                f"scale_factors[{i}] leaves no pixel along {empty} of an image of shape "
+                f"{tuple(shape)} {tuple(dims)}"
+            )
+
+
+def pyramid(
+    image: xr.DataArray,
+    scale_factors: FactorsLike,
+    method: str | None,
+    types: Mapping[str, Any],
+    label: bool,
+    chunks: Any = None,
+) -> tuple[list[xr.DataArray], str]:
+    """Every level of the pyramid of ``image`` (itself first) and the method used."""
+    dims = [str(d) for d in image.dims]
+    steps = level_factors(scale_factors, dims, types)
+    check_shapes(image.shape, dims, steps)
+    method = method or default_method(image.dtype, label)
+    if method not in METHODS:
+        raise OmeZarrError(f"unknown downsampling method {method!r}; choose from {METHODS}")
+    base = with_pixel_coordinates(image, types)
+    if chunks is not None:
+        base = base.chunk(chunks)
+    elif base.chunks is None:
+        unit = default_chunks(dims, base.shape, types, base.dtype.itemsize)
+        grown = grown_chunks(base.shape, unit, base.dtype.itemsize)
+        base = base.chunk(dict(zip(dims, grown, strict=True)))
+    target = {d: max(c) for d, c in zip(dims, base.chunks, strict=True)}
+    levels = [base]
+    for step in steps:
+        level = downsample_level(levels[-1], step, method, types)
+        level = level.chunk(chunks if chunks is not None else _clipped(target, level))
+        level.encoding = derived_encoding(base.encoding, level.shape)
+        levels.append(level)
+    return levels, method
+
+
+def _clipped(target: Mapping[str, int], level: xr.DataArray) -> dict[str, int]:
+    return {d: min(c, level.sizes[d]) for d, c in target.items()}
+
+
+def derived_encoding(encoding: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+    """The zarr encoding of a level made from one with ``encoding``: the same codecs and
+    layout, chunks no larger than the level."""
+    out = {k: v for k, v in encoding.items() if k != "preferred_chunks"}
+    chunks = out.get("chunks")
+    if isinstance(chunks, Sequence) and len(chunks) == len(shape):
+        out["chunks"] = tuple(max(1, min(int(c), n)) for c, n in zip(chunks, shape, strict=True))
+    return out
+
+
+def as_image_dataarray(image: xr.DataArray | xr.Dataset) -> tuple[xr.DataArray, dict]:
+    """(the image's DataArray, the group attributes that come with it)."""
+    if isinstance(image, xr.Dataset):
+        names = list(image.data_vars)
+        if len(names) != 1:
+            raise OmeZarrError(f"an image Dataset needs exactly one data variable, got {names}")
+        attrs = {k: v for k, v in image.attrs.items() if k != PATH_ATTR}
+        return image[names[0]], attrs
+    if not isinstance(image, xr.DataArray):
+        raise OmeZarrError(f"expected a DataArray or Dataset, got {type(image).__name__}")
+    group_attrs, array_attrs = split_dataarray_attrs(image.attrs)
+    return image.copy(deep=False).assign_attrs(array_attrs) if group_attrs else image, group_attrs
+
+
+def variable_name(name: Any) -> str:
+    """The data variable's name: ``name`` when usable, else ``image``."""
+    return name if isinstance(name, str) and name and "/" not in name else DEFAULT_NAME
+
+
+def to_multiscale(
+    image: xr.DataArray | xr.Dataset,
+    scale_factors: FactorsLike,
+    method: str | None = None,
+    chunks: Any = None,
+) -> xr.DataTree:
+    """Build an image pyramid: a DataTree with levels ``scale0`` .. ``scaleN``.
+
+    Parameters
+    ----------
+    image
+        A DataArray (or one-variable Dataset) with pixel-centre coordinates.
+    scale_factors
+        One entry per new level, relative to the level before it (as in
+        multiscale-spatial-image): an int for every space axis, or a dict by dimension.
+    method
+        ``"mean"`` (default), ``"nearest"``, ``"mode"`` (default for integer label images:
+        no new label value) or ``"gaussian"``.
+    chunks
+        Dask chunks of every level (as for ``DataArray.chunk``); default: the input's.
+
+    Returns
+    -------
+    xarray.DataTree
+        The image in the in-memory model: its attrs are OME 0.5 group attributes describing
+        the levels, each level a Dataset with one variable and its own coordinates.
+
+    Raises
+    ------
+    OmeZarrError
+        For bad factors, a factor on a non-space axis, or axes OME-Zarr cannot store.
+    """
+    from .writer import image_attributes
+
+    array, group_attrs = as_image_dataarray(image)
+    source, stored = source_of(group_attrs)
+    types = axis_types(array, stored)
+    label = is_label_source(source)
+    levels, used = pyramid(array, scale_factors, method, types, label, chunks)
+    name = variable_name(array.name)
+    datasets = [
+        lv.rename(name).to_dataset(promote_attrs=False).assign_attrs({PATH_ATTR: str(i)})
+        for i, lv in enumerate(levels)
+    ]
+    attrs = image_attributes(
+        datasets, group_attrs, "0.5", type=used, metadata=method_metadata(used, scale_factors)
+    )
+    tree = {"/": xr.Dataset(attrs=attrs)}
+    tree.update({f"/scale{i}": ds for i, ds in enumerate(datasets)})
+    return xr.DataTree.from_dict(tree)
+
+
+def method_metadata(method: str, scale_factors: Any) -> dict[str, Any]:
+    """The multiscale's ``metadata`` block for a pyramid this package built."""
+    from . import __version__
+
+    described = {
+        "mean": "block mean",
+        "nearest": "the pixel nearest each block's centre",
+        "mode": "the most frequent value of each block (smallest of a tie)",
+        "gaussian": "Gaussian anti-aliasing, then linear interpolation at block centres",
+    }[method]
+    return {
+        "description": f"Downsampled by {described}; factors relative to the previous level",
+        "method": "xarray_ome_zarr.multiscale.downsample",
+        "version": __version__,
+        "args": {"scale_factors": _jsonable_factors(scale_factors)},
+    }
+
+
+def _jsonable_factors(scale_factors: Any) -> Any:
+    return [
+        {str(k): int(v) for k, v in f.items()} if isinstance(f, Mapping) else int(f)
+        for f in scale_factors
+    ]

@@ -1,0 +1,908 @@
+"""Write images, pyramids and hierarchies as OME-Zarr 0.4 (zarr v2) or 0.5 (zarr v3).
+
+Everything is checked before the store is touched. Arrays are written first and the OME
+metadata last, so an interrupted write never looks like a complete image; a local directory
+is written beside the target and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.abc.store import Store
+
+from .errors import OmeZarrError
+from .multiscale import (
+    PATH_ATTR,
+    SCALE_ATTR,
+    aligned_chunks,
+    as_image_dataarray,
+    axis_types,
+    coordinate_geometry,
+    default_chunks,
+    grown_chunks,
+    is_label_source,
+    method_metadata,
+    pyramid,
+    source_of,
+    variable_name,
+)
+from .ngff.emit import (
+    check_axes,
+    check_version,
+    convert_blocks,
+    dataset_json,
+    group_attributes,
+    multiscale_json,
+    normalize_unit,
+    omero_for_channels,
+    present_entries,
+    split_source,
+    zarr_format_of,
+)
+from .ngff.model import Axis, Multiscale
+from .ngff.parse import parse_node
+from .store import is_url, is_zip_path, store_name
+from .transforms import level_geometry, tidy
+
+LEVEL_NAME = re.compile(r"scale(\d+)")
+METADATA_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
+
+
+# ---- the plan: everything decided before the store is touched ----------------------------
+@dataclass
+class ArrayPlan:
+    """One zarr array to create and fill."""
+
+    path: str
+    data: da.Array
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    codecs: dict[str, Any]
+    fill_value: Any
+    dimension_names: tuple[str, ...]
+    attributes: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """The groups (with the attributes written last) and arrays of a store."""
+
+    version: str
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrays: list[ArrayPlan] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the caller asked for, shared by every image of a write."""
+
+    version: str
+    scale_factors: Any = None
+    method: str | None = None
+    chunks: Any = None
+    shards: Any = None
+    compressor: Any = None
+
+    @property
+    def zarr_format(self) -> int:
+        """2 for 0.4, 3 for 0.5."""
+        return zarr_format_of(self.version)
+
+
+@dataclass
+class ImageInput:
+    """An image found in the input: its group attributes and its levels."""
+
+    node: str
+    attrs: Mapping[str, Any]
+    levels: list[xr.DataArray]
+    paths: list[str | None]
+    label: bool = False
+
+
+# ---- metadata of one image ---------------------------------------------------------------
+def _where(node: str) -> str:
+    return f"node {'/' + node.strip('/')!r}"
+
+
+def _stored_geometry(
+    stored: Multiscale | None, path: str | None, index: int
+) -> dict[str, tuple[float, float]]:
+    """(scale, translation) by axis name of the stored level with this path (else index)."""
+    if stored is None:
+        return {}
+    paths = [lv.path for lv in stored.levels]
+    i = paths.index(path) if path in paths else index
+    if not 0 <= i < len(paths):
+        return {}
+    try:
+        scale, translation = level_geometry(stored, i)
+    except OmeZarrError:
+        return {}
+    pairs = zip(stored.axes, scale, translation, strict=True)
+    return {a.name: (float(s), float(t)) for a, s, t in pairs}
+
+
+def _infer_scale(
+    translation: float, size: int, previous: tuple[float, float, int] | None
+) -> float | None:
+    """The scale of a length-1 axis of a lower level, from the level before it."""
+    if previous is None:
+        return None
+    s_prev, t_prev, n_prev = previous
+    factor = 2 * (translation - t_prev) / s_prev + 1
+    if factor >= 1 and abs(factor - round(factor)) < 1e-6:
+        return round(factor) * s_prev
+    return s_prev * n_prev / size
+
+
+def axis_geometry(
+    level: xr.DataArray,
+    dim: str,
+    kind: str | None,
+    stored: Mapping[str, tuple[float, float]],
+    previous: tuple[float, float, int] | None,
+) -> tuple[float, float]:
+    """(scale, translation) of one axis of one level: coordinates first, then stored."""
+    coord = level.coords.get(dim)
+    if kind != "channel":
+        geometry = coordinate_geometry(coord, dim)
+        if geometry is not None:
+            if level.sizes[dim] == 1 and not _has_scale_attr(coord):
+                fallback = stored.get(dim, (None, 0))[0]
+                fallback = fallback or _infer_scale(geometry[1], 1, previous)
+                return (fallback or geometry[0], geometry[1])
+            return geometry
+        if kind in ("space", "time") and coord is not None:
+            raise OmeZarrError(
+                f"axis {dim!r}: a {kind} coordinate must be numeric, got dtype {coord.dtype}"
+            )
+    return stored.get(dim, (1.0, 0.0))
+
+
+def _has_scale_attr(coord: xr.DataArray | None) -> bool:
+    value = None if coord is None else coord.attrs.get(SCALE_ATTR)
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def _check_levels(levels: Sequence[xr.DataArray], where: str) -> tuple[str, ...]:
+    dims = tuple(str(d) for d in levels[0].dims)
+    previous = levels[0].shape
+    for i, level in enumerate(levels):
+        if tuple(level.dims) != dims:
+            raise OmeZarrError(f"{where}: level {i} has dims {level.dims}, level 0 has {dims}")
+        if any(b > a for a, b in zip(previous, level.shape, strict=True)):
+            raise OmeZarrError(
+                f"{where}: level {i} has shape {level.shape}, larger than the level before it "
+                f"{previous}; levels go from highest to lowest resolution"
+            )
+        previous = level.shape
+        if level.dtype.kind not in "biufc":
+            raise OmeZarrError(f"{where}: level {i} has dtype {level.dtype}, not numeric")
+    return dims
+
+
+def _axes(level: xr.DataArray, types: Mapping[str, Any], stored: Multiscale | None) -> list[Axis]:
+    by_name = {a.name: a for a in stored.axes} if stored is not None else {}
+    axes = []
+    for dim in (str(d) for d in level.dims):
+        coord = level.coords.get(dim)
+        unit = normalize_unit(coord.attrs.get("units")) if coord is not None else None
+        kept = by_name.get(dim)
+        if unit is None and kept is not None:
+            unit = kept.unit
+        extra = dict(kept.extra) if kept is not None else {}
+        axes.append(Axis(dim, types.get(dim), unit, extra))
+    return axes
+
+
+def level_paths(paths: Sequence[str | None]) -> list[str]:
+    """Dataset paths: the recorded ones when they are all there and distinct, else 0..N."""
+    cleaned = [p.strip("/") if isinstance(p, str) else None for p in paths]
+    if all(cleaned) and len(set(cleaned)) == len(cleaned):
+        return [str(p) for p in cleaned]
+    return [str(i) for i in range(len(paths))]
+
+
+def _channel_block(blocks: dict[str, Any], level: xr.DataArray, types: Mapping[str, Any]) -> None:
+    """Make ``omero`` name the channels of the channel coordinate, when there is one."""
+    channel = next((d for d in level.dims if types.get(str(d)) == "channel"), None)
+    if channel is None or channel not in level.coords:
+        return
+    coord = level.coords[channel]
+    if coord.ndim != 1 or coord.dtype.kind not in "UO":
+        return
+    labels = [str(v) for v in coord.values]
+    blocks["omero"] = omero_for_channels(blocks.get("omero"), labels, display_range(level.dtype))
+
+
+def display_range(dtype: np.dtype) -> tuple[float, float]:
+    """The ``window`` of a new omero channel: the integer range, else 0 to 1."""
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max)
+    return 0.0, 1.0
+
+
+def _multiscale_name(stored: Multiscale | None, name: str) -> str:
+    if stored is not None and stored.name is not None and variable_name(stored.name) == name:
+        return stored.name
+    return name
+
+
+def image_attributes(
+    levels: Sequence[xr.Dataset | xr.DataArray],
+    attrs: Mapping[str, Any],
+    version: str,
+    *,
+    paths: Sequence[str | None] | None = None,
+    label: bool = False,
+    type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    where: str = "node '/'",
+) -> dict[str, Any]:
+    """The group attributes of an image: ``multiscales`` from the levels, the rest kept.
+
+    Parameters
+    ----------
+    levels
+        The levels, highest resolution first (Datasets with one variable, or DataArrays).
+    attrs
+        The image group's attributes as stored (any version), or ``{}``.
+    version
+        ``"0.4"`` or ``"0.5"``.
+    paths
+        The dataset paths; default: each level's ``ome_dataset_path``, else ``0..N``.
+    label
+        Whether the image is a label image (gets an ``image-label`` block if it has none).
+    type, metadata
+        The multiscale's downsampling method and its description, when known.
+    where
+        Names the node in messages.
+
+    Raises
+    ------
+    OmeZarrError
+        For axes OME-Zarr cannot store, uneven coordinates, or levels out of order.
+    """
+    arrays = [_level_array(lv, where) for lv in levels]
+    if paths is None:
+        paths = [lv.attrs.get(PATH_ATTR) if isinstance(lv, xr.Dataset) else None for lv in levels]
+    dims = _check_levels(arrays, where)
+    source, stored = source_of(attrs, where)
+    types = axis_types(arrays[0], stored)
+    axes = _axes(arrays[0], types, stored)
+    check_axes(axes, where)
+    written = level_paths(paths)
+    datasets = []
+    previous: list[tuple[float, float, int] | None] = [None] * len(dims)
+    for i, (level, path) in enumerate(zip(arrays, written, strict=True)):
+        stored_geometry = _stored_geometry(stored, path, i)
+        scale, translation = [], []
+        for j, dim in enumerate(dims):
+            try:
+                s, t = axis_geometry(level, dim, types[dim], stored_geometry, previous[j])
+            except OmeZarrError as err:
+                raise OmeZarrError(f"{where}, level {i}: {err}") from None
+            previous[j] = (s, t, level.sizes[dim])
+            scale.append(tidy(s))
+            translation.append(tidy(t, s))
+        datasets.append(dataset_json(path, scale, translation))
+    name = _multiscale_name(stored, variable_name(arrays[0].name))
+    multiscale = multiscale_json(
+        version,
+        axes,
+        datasets,
+        name=name,
+        type=type if type is not None else (stored.type if stored else None),
+        metadata=metadata if metadata is not None else (stored.metadata if stored else None),
+        extra=stored.extra if stored else None,
+    )
+    blocks = convert_blocks(source.blocks, source.version, version)
+    _channel_block(blocks, arrays[0], types)
+    if label:
+        _check_label(arrays[0], where)
+        blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
+    return _jsonable(group_attributes(version, blocks, source.other, multiscale))
+
+
+def _level_array(level: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:
+    if isinstance(level, xr.DataArray):
+        return level
+    names = list(level.data_vars)
+    if len(names) != 1:
+        raise OmeZarrError(f"{where}: a level needs exactly one data variable, got {names}")
+    return level[names[0]]
+
+
+def _check_label(level: xr.DataArray, where: str) -> None:
+    if level.dtype.kind not in "iu":
+        raise OmeZarrError(
+            f"{where}: a label image must hold integers, got dtype {level.dtype} "
+            "(cast it with .astype first)"
+        )
+
+
+# ---- arrays -----------------------------------------------------------------------------
+def _per_dim(value: Any, dims: Sequence[str], what: str, where: str) -> dict[str, int]:
+    """Caller chunks or shards as ``{dim: size}`` for the dims it names."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        raise OmeZarrError(f"{where}: {what} must be an int, a tuple or a dict, got {value!r}")
+    if isinstance(value, int | np.integer):
+        return {d: int(value) for d in dims}
+    if isinstance(value, Mapping):
+        return {str(k): int(v) for k, v in value.items() if str(k) in dims and v is not None}
+    if isinstance(value, Sequence) and len(value) == len(dims):
+        return {d: int(v) for d, v in zip(dims, value, strict=True)}
+    raise OmeZarrError(
+        f"{where}: {what} {value!r} does not fit dims {list(dims)}; pass a dict by dimension"
+    )
+
+
+def _clip_shards(shards: Sequence[int], chunks: Sequence[int], shape: Sequence[int]) -> tuple:
+    return tuple(min(s, -(-n // c) * c) for s, c, n in zip(shards, chunks, shape, strict=True))
+
+
+def _chunk_layout(
+    level: xr.DataArray, types: Mapping[str, Any], options: Options, where: str
+) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """(chunks, shards): the caller's, else the encoding's, else the defaults."""
+    dims = [str(d) for d in level.dims]
+    encoding = level.encoding
+    asked = _per_dim(options.chunks, dims, "chunks", where)
+    kept = encoding.get("chunks")
+    kept = dict(zip(dims, kept, strict=True)) if kept and len(kept) == len(dims) else {}
+    default = default_chunks(dims, level.shape, types, level.dtype.itemsize)
+    # The encoding's chunks are kept as they are (zarr allows chunks larger than the array);
+    # the caller's and the defaults fit the array.
+    chunks = tuple(
+        max(1, min(asked[d], n)) if d in asked else max(1, int(kept[d])) if d in kept else c
+        for d, n, c in zip(dims, level.shape, default, strict=True)
+    )
+    if options.zarr_format == 2:
+        if options.shards is not None:
+            raise OmeZarrError(f"{where}: sharding needs OME-Zarr 0.5 (zarr v3), not 0.4")
+        return chunks, None
+    wanted = _per_dim(options.shards, dims, "shards", where)
+    if wanted:
+        asked_shards = [max(c, wanted.get(d, c)) for d, c in zip(dims, chunks, strict=True)]
+        shards = _clip_shards(asked_shards, chunks, level.shape)
+        bad = [d for d, s, c in zip(dims, shards, chunks, strict=True) if s % c]
+        if bad:
+            raise OmeZarrError(
+                f"{where}: shards {shards} must be multiples of the chunks {chunks} (along {bad})"
+            )
+        return chunks, shards
+    stored = encoding.get("shards") if options.chunks is None else None
+    if stored and len(stored) == len(dims):
+        stored = tuple(max(int(s), c) for s, c in zip(stored, chunks, strict=True))
+        if all(s % c == 0 for s, c in zip(stored, chunks, strict=True)):
+            return chunks, _clip_shards(stored, chunks, level.shape)
+    return chunks, None
+
+
+def _codecs(encoding: Mapping[str, Any], options: Options) -> dict[str, Any]:
+    """Compressors, filters and serializer: the caller's, else the encoding's (same format)."""
+    if options.compressor is not None:
+        compressor = options.compressor
+        if not isinstance(compressor, Sequence) or isinstance(compressor, str):
+            compressor = (compressor,)
+        return {"compressors": tuple(compressor)}
+    if encoding.get("zarr_format") != options.zarr_format:
+        return {}
+    keys = ("compressors", "filters") + (("serializer",) if options.zarr_format == 3 else ())
+    return {k: encoding[k] for k in keys if encoding.get(k) is not None}
+
+
+def _fill_value(encoding: Mapping[str, Any], dtype: np.dtype) -> Any:
+    value = encoding.get("fill_value")
+    if value is None:
+        return 0
+    try:
+        return np.asarray(value).astype(dtype).item()
+    except (TypeError, ValueError):
+        return 0
+
+
+def _dask_data(level: xr.DataArray, unit: Sequence[int]) -> da.Array:
+    """The level as a dask array whose blocks are whole write units (chunks or shards), so
+    that no two tasks write the same chunk or shard; dask input keeps its blocks if they
+    already are."""
+    if level.chunks is not None:
+        data = level.data
+        if aligned_chunks(data.chunks, unit) == data.chunks:
+            return data
+        return data.rechunk(grown_chunks(data.shape, unit, data.dtype.itemsize))
+    grown = grown_chunks(level.shape, unit, level.dtype.itemsize)
+    return level.chunk(dict(zip(level.dims, grown, strict=True))).data
+
+
+def _array_attrs(level: xr.DataArray) -> dict[str, Any]:
+    return _jsonable({k: v for k, v in level.attrs.items() if k != "_ARRAY_DIMENSIONS"})
+
+
+def array_plan(
+    level: xr.DataArray, path: str, types: Mapping[str, Any], options: Options, where: str
+) -> ArrayPlan:
+    """How one level is written: layout, codecs and the chunk-aligned dask array."""
+    chunks, shards = _chunk_layout(level, types, options, where)
+    return ArrayPlan(
+        path=path,
+        data=_dask_data(level, shards or chunks),
+        chunks=chunks,
+        shards=shards,
+        codecs=_codecs(level.encoding, options),
+        fill_value=_fill_value(level.encoding, level.dtype),
+        dimension_names=tuple(str(d) for d in level.dims),
+        attributes=_array_attrs(level),
+    )
+
+
+# ---- inputs -----------------------------------------------------------------------------
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def _level_children(node: xr.DataTree) -> list[tuple[int, xr.DataTree]]:
+    found = []
+    for name, child in node.children.items():
+        match = LEVEL_NAME.fullmatch(str(name))
+        if match and child.has_data:
+            found.append((int(match.group(1)), child))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _level_of(ds: xr.Dataset, where: str) -> xr.DataArray:
+    names = list(ds.data_vars)
+    if len(names) != 1:
+        raise OmeZarrError(f"{where}: a level needs exactly one data variable, got {names}")
+    return ds[names[0]]
+
+
+def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
+    where = _where(path)
+    levels = _level_children(node)
+    if levels:
+        if node.data_vars:
+            raise OmeZarrError(
+                f"{where}: holds data variables {list(node.data_vars)} beside its levels; "
+                "an image node keeps its pixels in scale0..scaleN only"
+            )
+        datasets = [child.to_dataset(inherit=True) for _, child in levels]
+        return ImageInput(
+            node=path,
+            attrs=node.attrs,
+            levels=[
+                _level_of(ds, f"{where}/{c.name}")
+                for ds, (_, c) in zip(datasets, levels, strict=True)
+            ],
+            paths=[ds.attrs.get(PATH_ATTR) for ds in datasets],
+        )
+    if node.data_vars:
+        ds = node.to_dataset(inherit=True)
+        attrs = {k: v for k, v in ds.attrs.items() if k != PATH_ATTR}
+        return ImageInput(path, attrs, [_level_of(ds, where)], [ds.attrs.get(PATH_ATTR)])
+    return None
+
+
+def _single_image(obj: xr.DataArray | xr.Dataset) -> ImageInput:
+    array, attrs = as_image_dataarray(obj)
+    path = obj.attrs.get(PATH_ATTR) if isinstance(obj, xr.Dataset) else None
+    return ImageInput("", attrs, [array], [path])
+
+
+# ---- planning ---------------------------------------------------------------------------
+class Planner:
+    """Turns the input into a :class:`Plan`, checking everything on the way."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.plan = Plan(options.version)
+
+    def image(self, image: ImageInput) -> None:
+        """Plan one image: its pyramid (if asked for), its arrays and its attributes."""
+        where = _where(image.node)
+        source, stored = source_of(image.attrs, where)
+        label = image.label or is_label_source(source)
+        levels, paths = image.levels, image.paths
+        ms_type = ms_metadata = None
+        if self.options.scale_factors is not None:
+            types = axis_types(levels[0], stored)
+            if label:
+                _check_label(levels[0], where)
+            try:
+                levels, ms_type = pyramid(
+                    levels[0], self.options.scale_factors, self.options.method, types, label
+                )
+            except OmeZarrError as err:
+                raise OmeZarrError(f"{where}: {err}") from None
+            ms_metadata = method_metadata(ms_type, self.options.scale_factors)
+            paths = [None] * len(levels)
+        attrs = image_attributes(
+            levels,
+            image.attrs,
+            self.options.version,
+            paths=paths,
+            label=label,
+            type=ms_type,
+            metadata=ms_metadata,
+            where=where,
+        )
+        self.check(attrs, image.node)
+        types = axis_types(levels[0], stored)
+        for level, path in zip(levels, level_paths(paths), strict=True):
+            full = _join(image.node, path)
+            self.plan.arrays.append(array_plan(level, full, types, self.options, where))
+        self.plan.groups[image.node] = attrs
+
+    def group(self, node: xr.DataTree, path: str) -> None:
+        """Plan a group that is not an image: its OME blocks converted, listings refreshed."""
+        source = split_source(node.attrs, _where(path))
+        if not source.is_ome:
+            self.plan.groups[path] = _jsonable(dict(node.attrs))
+            return
+        blocks = convert_blocks(source.blocks, source.version, self.options.version)
+        _refresh_listings(blocks, node)
+        attrs = _jsonable(group_attributes(self.options.version, blocks, source.other))
+        self.check(attrs, path)
+        self.plan.groups[path] = attrs
+
+    def tree(self, node: xr.DataTree, path: str = "", label: bool = False) -> None:
+        """Plan ``node`` and everything below it."""
+        image = _image_from_node(node, path)
+        skip: set[str] = set()
+        if image is not None:
+            image.label = label
+            self.image(image)
+            skip = {str(c.name) for _, c in _level_children(node)}
+        elif node.name == "labels" and not node.attrs and _is_image_parent(node):
+            self.plan.groups[path] = group_attributes(
+                self.options.version, {"labels": _image_children(node)}
+            )
+        else:
+            self.group(node, path)
+        is_labels = image is None and node.name == "labels" and _is_image_parent(node)
+        for name, child in node.children.items():
+            if str(name) not in skip:
+                self.tree(child, _join(path, str(name)), label=is_labels)
+
+    def check(self, attrs: Mapping[str, Any], node: str) -> None:
+        """Refuse to write metadata that the reader (and the spec's schema) would refuse."""
+        try:
+            parse_node(attrs, _where(node), validate=True)
+        except OmeZarrError as err:
+            raise OmeZarrError(f"would write invalid metadata: {err}") from None
+
+
+def _is_image_parent(node: xr.DataTree) -> bool:
+    parent = node.parent
+    if parent is None:
+        return False
+    if _level_children(parent) or parent.data_vars:
+        return True
+    return split_source(parent.attrs).multiscales is not None
+
+
+def _image_children(node: xr.DataTree) -> list[str]:
+    return [
+        str(name)
+        for name, child in node.children.items()
+        if _level_children(child) or child.has_data
+    ]
+
+
+def _refresh_listings(blocks: dict[str, Any], node: xr.DataTree) -> None:
+    """Drop listed labels, wells, fields and series that are not in the tree any more."""
+    children = {str(n) for n in node.children}
+    if isinstance(blocks.get("labels"), list):
+        present = _image_children(node)
+        listed = [n for n in blocks["labels"] if n in present]
+        blocks["labels"] = listed + [n for n in present if n not in listed]
+    if isinstance(blocks.get("well"), dict):
+        blocks["well"]["images"] = present_entries(blocks["well"].get("images"), "path", children)
+    if isinstance(blocks.get("plate"), dict):
+        below = {_relative(n.path, node.path) for n in node.subtree}
+        blocks["plate"]["wells"] = present_entries(blocks["plate"].get("wells"), "path", below)
+    if isinstance(blocks.get("series"), list) and node.parent is not None:
+        siblings = {str(n) for n in node.parent.children}
+        blocks["series"] = [s for s in blocks["series"] if s in siblings]
+
+
+def _relative(path: str, base: str) -> str:
+    return path[len(base) :].strip("/") if path.startswith(base) else path.strip("/")
+
+
+def make_plan(obj: Any, options: Options) -> Plan:
+    """Check the input and decide every group and array to write."""
+    planner = Planner(options)
+    if isinstance(obj, xr.DataTree):
+        planner.tree(obj)
+    elif isinstance(obj, xr.DataArray | xr.Dataset):
+        planner.image(_single_image(obj))
+    else:
+        raise OmeZarrError(
+            f"to_ome_zarr takes a DataArray, Dataset or DataTree, got {type(obj).__name__}"
+        )
+    if not planner.plan.arrays:
+        raise OmeZarrError("nothing to write: the input holds no image")
+    return planner.plan
+
+
+# ---- targets ----------------------------------------------------------------------------
+class LocalTarget:
+    """A directory, written beside itself and swapped in at the end."""
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool) -> None:
+        self.path = Path(path)
+        self.name = os.fspath(path)
+        self.tmp: Path | None = None
+        if self._exists() and not overwrite:
+            raise OmeZarrError(
+                f"store {self.name!r}: already exists; pass overwrite=True to replace it"
+            )
+
+    def _exists(self) -> bool:
+        if self.path.is_dir():
+            return any(self.path.iterdir())
+        return self.path.exists()
+
+    def open(self, zarr_format: int) -> zarr.Group:
+        """The root group of a fresh directory beside the target."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.parent / f".{self.path.name}.xoz-{uuid.uuid4().hex[:12]}"
+        store = zarr.storage.LocalStore(self.tmp)
+        return zarr.open_group(store, mode="w-", zarr_format=zarr_format)
+
+    def commit(self) -> None:
+        """Swap the new directory in; the old one (if any) is removed only afterwards."""
+        assert self.tmp is not None
+        old = None
+        if self.path.exists() or self.path.is_symlink():
+            old = self.path.parent / f".{self.path.name}.xoz-old-{uuid.uuid4().hex[:12]}"
+            os.rename(self.path, old)
+        try:
+            os.rename(self.tmp, self.path)
+        except OSError:
+            if old is not None:
+                os.rename(old, self.path)
+            raise
+        self.tmp = None
+        if old is not None:
+            _remove(old)
+
+    def abort(self) -> None:
+        """Remove the unfinished directory; the target was never touched."""
+        if self.tmp is not None:
+            _remove(self.tmp)
+            self.tmp = None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class StoreTarget:
+    """A zarr store object (or an fsspec URL): old OME metadata removed first when replacing."""
+
+    def __init__(
+        self, store: Any, path: str, name: str, overwrite: bool, group: zarr.Group | None = None
+    ) -> None:
+        from zarr.core.sync import sync
+
+        self.store, self.path, self.name, self.sync = store, path.strip("/"), name, sync
+        try:
+            if group is not None:  # a group just created to write into counts as empty
+                self.empty = not group.attrs.asdict() and next(group.keys(), None) is None
+            else:
+                self.empty = sync(store.is_empty(self.path))
+        except (OSError, ValueError) as err:
+            raise OmeZarrError(f"store {name!r}: cannot list ({err})") from err
+        if not self.empty and not overwrite:
+            raise OmeZarrError(f"store {name!r}: is not empty; pass overwrite=True to replace it")
+
+    def _keys(self) -> list[str]:
+        async def collect() -> list[str]:
+            prefix = f"{self.path}/" if self.path else ""
+            return [k async for k in self.store.list_prefix(prefix)]
+
+        return self.sync(collect())
+
+    def _erase(self) -> None:
+        if not self.store.supports_deletes:
+            raise OmeZarrError(f"store {self.name!r}: cannot delete, so cannot overwrite")
+        keys = self._keys()
+        metadata = [k for k in keys if k.rsplit("/", 1)[-1] in METADATA_KEYS]
+        for key in sorted(metadata, key=lambda k: k.count("/")):
+            self.sync(self.store.delete(key))
+        self.sync(self.store.delete_dir(self.path))
+
+    def open(self, zarr_format: int) -> zarr.Group:
+        """The root group, the old content gone (its OME metadata first)."""
+        if not self.empty:
+            self._erase()
+        return zarr.open_group(
+            self.store, path=self.path or None, mode="w", zarr_format=zarr_format
+        )
+
+    def commit(self) -> None:
+        """Nothing to do: the metadata written last completes the image."""
+
+    def abort(self) -> None:
+        """Remove what was written (best effort); it never carried OME metadata."""
+        with contextlib.suppress(Exception):  # cleanup must not hide the original error
+            self.sync(self.store.delete_dir(self.path))
+
+
+def make_target(
+    store: Any, overwrite: bool, storage_options: Mapping[str, Any] | None
+) -> LocalTarget | StoreTarget:
+    """A target for a path, URL, zarr store or zarr group."""
+    name = store_name(store)
+    if isinstance(store, str) and store.startswith("file://"):
+        store = store.removeprefix("file://")
+    if storage_options and not is_url(store):
+        raise OmeZarrError(f"store {name!r}: storage_options only apply to URLs")
+    if is_zip_path(store) and not is_url(store):
+        raise OmeZarrError(f"store {name!r}: writing .ozx / zip stores is not supported yet")
+    if isinstance(store, str | os.PathLike) and not is_url(store):
+        return LocalTarget(store, overwrite)
+    if is_url(store):
+        try:
+            fs_store = zarr.storage.FsspecStore.from_url(
+                store, storage_options=dict(storage_options or {}), read_only=False
+            )
+        except (ImportError, OSError, ValueError, TypeError) as err:
+            raise OmeZarrError(f"store {name!r}: cannot open ({err})") from err
+        return StoreTarget(fs_store, "", name, overwrite)
+    if isinstance(store, zarr.Group):
+        return StoreTarget(store.store, store.path, name, overwrite, group=store)
+    if isinstance(store, Store):
+        return StoreTarget(store, "", name, overwrite)
+    raise OmeZarrError(f"cannot write to a {type(store).__name__}; pass a path, URL or zarr store")
+
+
+# ---- writing ------------------------------------------------------------------------------
+def _create_array(root: zarr.Group, plan: ArrayPlan, zarr_format: int) -> zarr.Array:
+    kwargs: dict[str, Any] = dict(plan.codecs)
+    if zarr_format == 3:
+        kwargs["dimension_names"] = list(plan.dimension_names)
+        if plan.shards is not None:
+            kwargs["shards"] = plan.shards
+    else:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    try:
+        return root.create_array(
+            plan.path,
+            shape=plan.data.shape,
+            dtype=plan.data.dtype,
+            chunks=plan.chunks,
+            fill_value=plan.fill_value,
+            attributes=plan.attributes,
+            **kwargs,
+        )
+    except (TypeError, ValueError) as err:
+        raise OmeZarrError(
+            f"array {plan.path!r}: zarr refused the settings ({type(err).__name__}: {err})"
+        ) from err
+
+
+def write_plan(plan: Plan, root: zarr.Group, progress: bool) -> None:
+    """Groups, then arrays and their pixels, then every group's attributes, root last."""
+    zarr_format = zarr_format_of(plan.version)
+    for path in sorted(plan.groups, key=lambda p: (p.count("/"), p)):
+        if path:
+            root.require_group(path)
+    targets = [_create_array(root, a, zarr_format) for a in plan.arrays]
+    stored = da.store([a.data for a in plan.arrays], targets, lock=False, compute=False)
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            dask.compute(stored)
+    else:
+        dask.compute(stored)
+    for path in sorted(plan.groups, key=lambda p: (-p.count("/"), p)):
+        group = root[path] if path else root
+        group.attrs.put(plan.groups[path])
+
+
+def to_ome_zarr(
+    obj: xr.DataArray | xr.Dataset | xr.DataTree,
+    store: Any,
+    *,
+    version: str = "0.5",
+    scale_factors: Sequence[int | Mapping[str, int]] | None = None,
+    method: str | None = None,
+    chunks: Any = None,
+    shards: Any = None,
+    compressor: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> None:
+    """Write an image, a pyramid or a whole hierarchy as OME-Zarr.
+
+    Parameters
+    ----------
+    obj
+        A DataArray or one-variable Dataset (one level), or a DataTree: an image with levels
+        ``scale0..N`` or a hierarchy (labels, plates, bioformats2raw collections) as
+        ``xr.open_datatree(..., engine="ome-zarr")`` returns it.
+    store
+        A local path, an fsspec URL, a zarr store or a zarr group.
+    version
+        ``"0.5"`` (zarr v3, default) or ``"0.4"`` (zarr v2).
+    scale_factors
+        Build a pyramid from the first level: one entry per new level, relative to the
+        level before it (an int for every space axis, or a dict by dimension).
+    method
+        ``"mean"``, ``"nearest"``, ``"mode"`` or ``"gaussian"``; default ``mode`` for
+        integer label images, ``mean`` otherwise.
+    chunks, shards
+        Chunk and shard shapes (int, tuple or dict by dimension); default: the variables'
+        encoding, else chunks of 1 along t/c and up to 64-256 along z/y/x. Shards need 0.5.
+    compressor
+        A codec or a sequence of codecs of the target zarr format; ``()`` for none.
+        Default: the encoding's codecs (same zarr format), else zarr's default.
+    storage_options
+        For fsspec URLs.
+    overwrite
+        Replace an existing store; without it an existing store is an error.
+    progress
+        Show a dask progress bar while the pixels are written.
+
+    Raises
+    ------
+    OmeZarrError
+        For a version other than 0.4/0.5, axes the spec forbids, uneven coordinates,
+        non-integer labels, a node that cannot be placed, or an existing store.
+    """
+    options = Options(check_version(version), scale_factors, method, chunks, shards, compressor)
+    target = make_target(store, overwrite, storage_options)
+    try:
+        plan = make_plan(obj, options)
+    except OmeZarrError as err:
+        raise OmeZarrError(f"store {target.name!r}, {err}") from None
+    root = target.open(options.zarr_format)
+    try:
+        write_plan(plan, root, progress)
+    except BaseException:
+        target.abort()
+        raise
+    target.commit()
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into JSON types (a deep copy)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)
+
+
+__all__ = ["image_attributes", "to_ome_zarr"]
