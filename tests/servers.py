@@ -65,6 +65,7 @@ class Request:
     path: str
     status: int
     range: str | None = None
+    at: float = 0.0  #: ``time.monotonic()`` when the request arrived
 
     @property
     def is_metadata(self) -> bool:
@@ -107,6 +108,24 @@ class HttpServer:
         with self._lock:
             return [r for r in self.requests if r.is_chunk]
 
+    def rounds(self, gap: float | None = None) -> list[list[Request]]:
+        """The recorded requests grouped into sequential round trips.
+
+        A request that arrives more than ``gap`` seconds (default: half the delay) after the
+        previous one starts a new round: the client waited for an answer before asking. Use
+        with a delay well above the client's own processing time (e.g. 0.1 s).
+        """
+        gap = self.delay / 2 if gap is None else gap
+        with self._lock:
+            ordered = sorted(self.requests, key=lambda r: r.at)
+        out: list[list[Request]] = []
+        for request in ordered:
+            if out and request.at - out[-1][-1].at <= gap:
+                out[-1].append(request)
+            else:
+                out.append([request])
+        return out
+
     @contextlib.contextmanager
     def latency(self, seconds: float) -> Iterator[HttpServer]:
         """Answer every request after ``seconds`` inside the ``with`` block."""
@@ -134,13 +153,14 @@ class _Handler(SimpleHTTPRequestHandler):
             time.sleep(self.server_info.delay)
 
     def _answer(self, head_only: bool) -> None:
+        arrived = time.monotonic()
         self._wait()
         requested = self.headers.get("Range")
         path = Path(self.translate_path(self.path))
         url_path = self.path.split("?", 1)[0]
         if not path.is_file():
             self.server_info.record(
-                Request(self.command, url_path, HTTPStatus.NOT_FOUND, requested)
+                Request(self.command, url_path, HTTPStatus.NOT_FOUND, requested, arrived)
             )
             self.send_response(HTTPStatus.NOT_FOUND)
             self.send_header("Content-Length", "0")
@@ -165,6 +185,7 @@ class _Handler(SimpleHTTPRequestHandler):
                             url_path,
                             HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
                             requested,
+                            arrived,
                         )
                     )
                     self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
@@ -173,7 +194,7 @@ class _Handler(SimpleHTTPRequestHandler):
                     self.end_headers()
                     return
                 status = HTTPStatus.PARTIAL_CONTENT
-        self.server_info.record(Request(self.command, url_path, status, requested))
+        self.server_info.record(Request(self.command, url_path, status, requested, arrived))
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")

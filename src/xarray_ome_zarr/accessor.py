@@ -22,7 +22,7 @@ import xarray as xr
 
 from .errors import OmeZarrError
 from .ngff.emit import normalize_unit
-from .transforms import scale_translation
+from .transforms import block_factor, scale_translation
 
 #: Coordinate attribute holding the axis type (as set by the reader).
 TYPE_ATTR = "axis_type"
@@ -245,22 +245,6 @@ def _inferred_scales(above: ImageLevel, array: xr.DataArray) -> dict[Hashable, f
         factor = block_factor((position - axis.translation) / axis.scale, above.array.sizes[dim])
         out[dim] = axis.scale * factor if factor > 0 else axis.scale
     return out
-
-
-def block_factor(shift: float, size_above: int) -> float:
-    """The factor that made a one-pixel level, from its shift in pixels of the level above.
-
-    Blocks of ``f`` aligned to the start put the first centre ``(f - 1) / 2`` pixels in;
-    aligned to the end (xarray's ``coarsen(side="right")``, as multiscale-spatial-image
-    uses) ``size_above - (f + 1) / 2``. At most one of the two is a whole factor that
-    leaves one pixel; without one, the start-aligned value is taken.
-    """
-    start, end = 2 * shift + 1, 2 * (size_above - shift) - 1
-    for factor in (start, end):
-        whole = round(factor)
-        if whole >= 1 and abs(factor - whole) < 1e-6 * factor and size_above // whole == 1:
-            return whole
-    return start
 
 
 def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str = 0) -> ImageLevel:

@@ -39,6 +39,7 @@ __all__ = [
     "ozx_comment",
     "ozx_member_order",
     "read_ozx_comment",
+    "redact_url",
     "store_name",
     "write_ozx",
 ]

@@ -117,3 +117,19 @@ def tidy(value: float, reference: float | None = None) -> float:
         if abs(short - value) <= 1e-13 * abs(value):
             return short
     return value
+
+
+def block_factor(shift: float, size_above: int) -> float:
+    """The factor that made a one-pixel level, from its shift in pixels of the level above.
+
+    Blocks of ``f`` aligned to the start put the first centre ``(f - 1) / 2`` pixels in;
+    aligned to the end (xarray's ``coarsen(side="right")``, as multiscale-spatial-image
+    uses) ``size_above - (f + 1) / 2``. At most one of the two is a whole factor that
+    leaves one pixel; without one, the start-aligned value is taken.
+    """
+    start, end = 2 * shift + 1, 2 * (size_above - shift) - 1
+    for factor in (start, end):
+        whole = round(factor)
+        if whole >= 1 and abs(factor - whole) < 1e-6 * factor and size_above // whole == 1:
+            return whole
+    return start

@@ -57,7 +57,7 @@ from .ngff.emit import (
 from .ngff.model import Axis, Multiscale
 from .ngff.parse import parse_node
 from .store import is_url, is_zip_path, store_name
-from .transforms import level_geometry, tidy
+from .transforms import block_factor, level_geometry, tidy
 
 LEVEL_NAME = re.compile(r"scale(\d+)")
 METADATA_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
@@ -145,9 +145,9 @@ def _infer_scale(
     if previous is None:
         return None
     s_prev, t_prev, n_prev = previous
-    factor = 2 * (translation - t_prev) / s_prev + 1
-    if factor >= 1 and abs(factor - round(factor)) < 1e-6:
-        return round(factor) * s_prev
+    factor = block_factor((translation - t_prev) / s_prev, n_prev)
+    if factor >= 1 and factor == round(factor):
+        return factor * s_prev
     return s_prev * n_prev / size
 
 
@@ -876,7 +876,18 @@ def to_ome_zarr(
     OmeZarrError
         For a version other than 0.4/0.5, axes the spec forbids, uneven coordinates,
         non-integer labels, a node that cannot be placed, or an existing store.
+
+    Notes
+    -----
+    Everything is checked before the store is touched; arrays are written first and the
+    OME metadata last. A local directory is written beside the target and renamed into
+    place, so overwriting the store the input was read from works, and a failed write
+    leaves the old store as it was. Other stores lose their old content (its OME metadata
+    first) before the new one is written: do not overwrite a remote store the input is
+    still being read from.
     """
+    if method is not None and scale_factors is None:
+        raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
     options = Options(check_version(version), scale_factors, method, chunks, shards, compressor)
     target = make_target(store, overwrite, storage_options)
     try:

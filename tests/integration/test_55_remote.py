@@ -14,6 +14,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
 import xarray as xr
@@ -275,6 +276,20 @@ def test_consolidated_metadata_saves_requests(site, served, version):
     xr.testing.assert_identical(tree.load(), local_tree(site, version).load())
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_round_trips_when_opening(served, version):
+    """Requests that can go together do: counted as waves of requests at a slow server."""
+    served.delay = 0.1
+    xr.open_datatree(f"{served.url}/cons-{version}.zarr", engine="ome-zarr")
+    assert len(served.rounds()) == 1  # root probe, everything else from consolidated metadata
+    served.clear()
+    xr.open_dataset(f"{served.url}/img-{version}.zarr", engine="ome-zarr")
+    assert len(served.rounds()) == 2  # the root, then level 0
+    served.clear()
+    xr.open_datatree(f"{served.url}/img-{version}.zarr", engine="ome-zarr")
+    assert len(served.rounds()) <= 3  # the root, the levels at once, the labels probe
+
+
 def test_consolidated_can_be_refused(site, served):
     opened = open_root(f"{served.url}/cons-0.5.zarr", consolidated=False)
     assert opened.group.metadata.consolidated_metadata is None
@@ -372,9 +387,10 @@ def test_logging_store_over_http(served):
 # ---- errors --------------------------------------------------------------------------------
 def test_unreachable_url_fails_fast_with_the_url():
     url = f"http://127.0.0.1:{closed_port()}/img.zarr"
+    options = {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=5, connect=2)}}
     start = time.monotonic()
     with pytest.raises(OmeZarrError, match=rf"{url}.*cannot open"):
-        xr.open_datatree(url, engine="ome-zarr", storage_options={"client_kwargs": {}})
+        xr.open_datatree(url, engine="ome-zarr", storage_options=options)
     assert time.monotonic() - start < 10
 
 

@@ -433,6 +433,7 @@ def test_caller_chunks_replace_the_stored_chunks_and_shards(sources, tmp_path):
         ({"version": "0.4", "compressor": zarr.codecs.ZstdCodec()}, "zarr refused"),
         ({"scale_factors": [{"c": 2}]}, "only space axes"),
         ({"method": "bicubic", "scale_factors": [2]}, "unknown downsampling method"),
+        ({"method": "mode"}, "needs scale_factors"),
     ],
 )
 def test_bad_settings(tmp_path, kwargs, message):

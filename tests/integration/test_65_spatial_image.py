@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 
 import xarray_ome_zarr as xoz
-from xarray_ome_zarr import accessor
+from xarray_ome_zarr.transforms import block_factor
 
 from ..conftest import CHANNELS, SCALE, TRANSLATION, write_hand_image
 
@@ -272,10 +272,10 @@ def test_msi_pyramid_of_our_image_has_the_right_geometry(hand_image, factors):
 
 
 def test_block_factor():
-    assert accessor.block_factor(2.5, 6) == 6  # start-aligned
-    assert accessor.block_factor(3.5, 6) == 4  # end-aligned, 2 pixels trimmed at the start
-    assert accessor.block_factor(0.0, 1) == 1
-    assert accessor.block_factor(0.75, 4) == 2.5  # no whole factor: start-aligned value
+    assert block_factor(2.5, 6) == 6  # start-aligned
+    assert block_factor(3.5, 6) == 4  # end-aligned, 2 pixels trimmed at the start
+    assert block_factor(0.0, 1) == 1
+    assert block_factor(0.75, 4) == 2.5  # no whole factor: start-aligned value
 
 
 # ---- through the writer ------------------------------------------------------------------
@@ -291,14 +291,7 @@ def test_spatial_image_round_trip(tmp_path, writer):
     [
         [2, 4],
         [{"z": 1, "y": 2, "x": 3}, {"y": 2, "x": 2}],
-        pytest.param(
-            [2, {"y": 6, "x": 8}],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="writer._infer_scale assumes start-aligned blocks; MSI trims at the "
-                "start (end-aligned), see accessor.block_factor",
-            ),
-        ),
+        [2, {"y": 6, "x": 8}],
     ],
     ids=["2-4", "per-dim", "one-pixel-trimmed"],
 )

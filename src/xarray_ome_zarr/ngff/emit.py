@@ -19,8 +19,6 @@ from .parse import parse_multiscale, split_attributes
 OME_KEYS = ("omero", "image-label", "labels", "plate", "well", "bioformats2raw.layout", "series")
 #: Blocks that carry their own ``version`` key in 0.4 (and lose it in 0.5).
 VERSIONED_BLOCKS = ("image-label", "plate", "well")
-#: Axis types the specification names.
-KNOWN_TYPES = ("space", "time", "channel")
 #: Common spellings of units mapped to their UDUNITS-2 names, as the specification wants them.
 UNIT_ALIASES = {
     "um": "micrometer",

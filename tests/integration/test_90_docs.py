@@ -1,0 +1,180 @@
+"""The docs: the site builds with warnings as errors, its examples run, the notebooks run.
+
+- ``mkdocs build --strict`` into a temporary directory exits 0 (skipped without mkdocs);
+- every ``python`` block of the getting-started, CLI, API and recipe pages runs, in order, in a
+  fresh directory per page (one namespace per page, ``__name__ == "__main__"``); every
+  ``$ command`` line of their ``console`` blocks runs in a shell there and exits 0. A python
+  block whose first line is ``# requires: module`` runs only when that module imports (the
+  dask-jobqueue and dask-kubernetes examples);
+- the notebooks this suite owns run top to bottom (nbclient), each within its time budget.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+#: Pages whose examples are run. The other pages (the in-memory model, stores, errors,
+#: spatial-image, benchmarks) show placeholders such as ``s3://bucket`` and are not.
+RUN_PAGES = [
+    "index.md",
+    "cli.md",
+    "api.md",
+    *sorted(p.relative_to(DOCS).as_posix() for p in (DOCS / "recipes").glob("*.md")),
+]
+NOTEBOOKS = [
+    "open_and_explore.ipynb",
+    "crop_analyse_save.ipynb",
+    "labels.ipynb",
+    "plate.ipynb",
+]
+#: A notebook must run in this many seconds (they are meant to take a few).
+NOTEBOOK_BUDGET = 30.0
+
+FENCE = re.compile(
+    r"^(?P<indent>[ ]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ ]*$",
+    re.MULTILINE | re.DOTALL,
+)
+REQUIRES = re.compile(r"#\s*requires:\s*(?P<modules>[\w., ]+)")
+
+
+def _env() -> dict[str, str]:
+    """The environment of the examples: this interpreter's scripts first on PATH, no GUI."""
+    env = dict(os.environ)
+    scripts = str(Path(sys.executable).parent)
+    env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
+    env["MPLBACKEND"] = "Agg"
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    return env
+
+
+# ---- the site ------------------------------------------------------------------------------
+def test_mkdocs_build_strict(tmp_path):
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
+    for plugin in ("material", "mkdocstrings", "mkdocstrings_handlers.python"):
+        if importlib.util.find_spec(plugin.split(".")[0]) is None:
+            pytest.skip(f"{plugin} is not installed (pip install -e '.[docs]')")
+    site = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert (site / "index.html").is_file(), output
+    assert (site / "api" / "index.html").is_file(), output
+
+
+# ---- the examples --------------------------------------------------------------------------
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, dedented body) of each fenced block of a markdown page, in order."""
+    return [(m["lang"], _outdent(m["body"], m["indent"])) for m in FENCE.finditer(text)]
+
+
+def _outdent(body: str, indent: str) -> str:
+    """A block's lines without the fence's own indentation (blocks inside admonitions)."""
+    return "".join(
+        line[len(indent) :] if line.startswith(indent) else line.lstrip(" ")
+        for line in body.splitlines(keepends=True)
+    )
+
+
+def _missing_requirement(body: str) -> str | None:
+    first = body.lstrip().splitlines()[0] if body.strip() else ""
+    match = REQUIRES.match(first)
+    if match is None:
+        return None
+    for module in (m.strip() for m in match["modules"].split(",")):
+        if module and importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def _run_console(body: str, where: str, cwd: Path) -> None:
+    for line in body.splitlines():
+        if not line.startswith("$ "):
+            continue
+        command = line[2:]
+        result = subprocess.run(
+            command, shell=True, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, (
+            f"{where}: {command!r} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+
+
+def test_code_block_parser():
+    page = "a\n```python\nx = 1\n```\n\n    ```console\n    $ echo hi\n    hi\n    ```\n"
+    assert code_blocks(page) == [("python", "x = 1\n"), ("console", "$ echo hi\nhi\n")]
+    assert _missing_requirement("# requires: surely_not_a_module_name\nimport x\n")
+    assert _missing_requirement("# requires: os, sys\n") is None
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_page_examples_run(page, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    text = (DOCS / page).read_text(encoding="utf-8")
+    blocks = code_blocks(text)
+    if not any(lang in ("python", "console") for lang, _ in blocks):
+        pytest.skip(f"{page} has no runnable example")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    namespace: dict = {"__name__": "__main__"}
+    try:
+        for i, (lang, body) in enumerate(blocks):
+            where = f"{page}, block {i + 1}"
+            if lang == "console":
+                _run_console(body, where, tmp_path)
+            elif lang == "python":
+                if _missing_requirement(body):
+                    continue
+                exec(compile(body, where, "exec"), namespace)  # noqa: S102 - the docs' own code
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+
+
+# ---- the notebooks -------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs(name, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    source = ROOT / "notebooks" / name
+    notebook = nbformat.read(source, as_version=4)
+    assert all(
+        not cell.get("outputs") and cell.get("execution_count") is None
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    ), f"{name} is stored with outputs; clear them (jupyter nbconvert --clear-output)"
+    shutil.copy(source, tmp_path / name)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    start = time.perf_counter()
+    client.execute(env=_env())
+    elapsed = time.perf_counter() - start
+    assert elapsed < NOTEBOOK_BUDGET, f"{name} took {elapsed:.1f} s (budget {NOTEBOOK_BUDGET} s)"
