@@ -6,8 +6,10 @@ Opening reads metadata only, never a chunk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,28 @@ def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     return sync(every())
 
 
+#: Most subtrees (label images, wells, fields, series) read at once: each mostly waits on
+#: the network, so a hierarchy costs about one round trip per level of depth, not per node.
+MAX_CONCURRENT_NODES = 16
+
+
+def in_parallel(
+    jobs: Sequence[tuple[str, Callable[[], dict[str, xr.Dataset]]]],
+) -> dict[str, xr.Dataset]:
+    """Run independent subtree reads at once; merge their results, prefixed, in job order.
+
+    The first failing job in job order raises, so errors do not depend on timing.
+    """
+    if len(jobs) <= 1:
+        return {k: v for prefix, job in jobs for k, v in _prefixed(prefix, job()).items()}
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_NODES, len(jobs))) as pool:
+        futures = [(prefix, pool.submit(job)) for prefix, job in jobs]
+        out: dict[str, xr.Dataset] = {}
+        for prefix, future in futures:
+            out.update(_prefixed(prefix, future.result()))
+    return out
+
+
 class NodeReader:
     """Reads one opened store: node metadata, levels, and the hierarchy below a group."""
 
@@ -73,6 +97,24 @@ class NodeReader:
     def child_group(self, group: zarr.Group, path: str, node: str, what: str) -> zarr.Group:
         """The group at ``path`` below ``group``, or a clear error naming ``what`` wanted it."""
         (child,) = fetch_members(group, [path])
+        return self.as_group(child, path, node, what)
+
+    def child_groups(
+        self, group: zarr.Group, paths: Sequence[str], node: str, what: str | Sequence[str]
+    ) -> list[zarr.Group]:
+        """Several child groups of ``group``, fetched at once (one round trip).
+
+        ``what`` names, for messages, what wanted each path (one name for all, or one each).
+        """
+        whats = [what] * len(paths) if isinstance(what, str) else list(what)
+        members = fetch_members(group, list(paths))
+        return [
+            self.as_group(child, path, node, wanted)
+            for path, wanted, child in zip(paths, whats, members, strict=True)
+        ]
+
+    def as_group(self, child: Any, path: str, node: str, what: str) -> zarr.Group:
+        """``child`` as fetched by :func:`fetch_members`, or why it is not a group."""
         if isinstance(child, KeyError | FileNotFoundError):
             raise OmeZarrError(f"{self.where(node)}: {what} {path!r} does not exist") from child
         if isinstance(child, Exception):
@@ -209,11 +251,16 @@ class NodeReader:
         meta: NodeMeta,
         node: str,
         drop_variables: Iterable[str] = (),
+        members: Sequence[Any] | None = None,
     ) -> dict[str, xr.Dataset]:
-        """The image at ``group``: its own node and ``scale0..N``, keyed by relative path."""
+        """The image at ``group``: its own node and ``scale0..N``, keyed by relative path.
+
+        ``members`` are the levels' arrays (or errors) when already fetched.
+        """
         out = {"": xr.Dataset(attrs=group.attrs.asdict())}
         previous: tuple[int, ...] | None = None
-        members = fetch_members(group, [lv.path for lv in meta.multiscales[0].levels])
+        if members is None:
+            members = fetch_members(group, [lv.path for lv in meta.multiscales[0].levels])
         for i, member in enumerate(members):
             ds = self.level_dataset(group, meta, i, node, drop_variables, member)
             shape = tuple(ds.sizes[d] for d in ds.dims)
@@ -236,9 +283,11 @@ class NodeReader:
             raise OmeZarrError(f"{self.where(node)}: no OME-Zarr metadata in this group")
         out: dict[str, xr.Dataset] = {}
         if meta.is_image:
-            out.update(self.image_groups(group, meta, node, drop_variables))
-            labels = self._optional_group(group, "labels")
-            if labels is not None:
+            # the levels and the optional labels group in one round trip
+            paths = [lv.path for lv in meta.multiscales[0].levels]
+            *members, labels = fetch_members(group, [*paths, "labels"])
+            out.update(self.image_groups(group, meta, node, drop_variables, members))
+            if isinstance(labels, zarr.Group):
                 labels_node = _join(node, "labels")
                 out.update(
                     _prefixed("labels", self.labels_tree(labels, labels_node, None, drop_variables))
@@ -269,15 +318,30 @@ class NodeReader:
         """A ``labels`` group and every label image it lists."""
         meta = meta or self.meta(group, node)
         out = {"": xr.Dataset(attrs=group.attrs.asdict())}
-        for name in meta.labels or ():
-            child = self.child_group(group, name, node, "the labels list names group")
+        names = list(meta.labels or ())
+        children = self.child_groups(group, names, node, "the labels list names group")
+        jobs = []
+        for name, child in zip(names, children, strict=True):
             child_node = _join(node, name)
             child_meta = self.meta(child, child_node)
             if not child_meta.is_image:
                 raise OmeZarrError(f"{self.where(child_node)}: a label must be a multiscale image")
-            self.check_label_dtype(child, child_meta, child_node)
-            out.update(_prefixed(name, self.tree(child, child_node, drop_variables)))
+            jobs.append(
+                (
+                    name,
+                    functools.partial(
+                        self._label_tree, child, child_meta, child_node, drop_variables
+                    ),
+                )
+            )
+        out.update(in_parallel(jobs))
         return out
+
+    def _label_tree(
+        self, group: zarr.Group, meta: NodeMeta, node: str, drop_variables: Iterable[str]
+    ) -> dict[str, xr.Dataset]:
+        self.check_label_dtype(group, meta, node)
+        return self.tree(group, node, drop_variables)
 
     def check_label_dtype(self, group: zarr.Group, meta: NodeMeta, node: str) -> None:
         """Refuse a label image whose pixels are not integers."""
@@ -298,18 +362,28 @@ class NodeReader:
         wells = (meta.plate or {}).get("wells")
         if not isinstance(wells, list):
             raise OmeZarrError(f"{self.where(node)}: plate/wells must be a list")
+        paths = []
         for i, well in enumerate(wells):
             path = well.get("path") if isinstance(well, Mapping) else None
             if not isinstance(path, str):
                 raise OmeZarrError(f"{self.where(node)}: plate/wells/{i}/path must be a string")
-            child = self.child_group(group, path, node, f"plate/wells/{i}/path")
+            paths.append(path)
+        whats = [f"plate/wells/{i}/path" for i in range(len(paths))]
+        jobs = []
+        for path, child in zip(paths, self.child_groups(group, paths, node, whats), strict=True):
             child_node = _join(node, path)
             child_meta = self.meta(child, child_node)
             if child_meta.well is None:
                 raise OmeZarrError(f"{self.where(child_node)}: a plate's well needs well metadata")
-            out.update(
-                _prefixed(path, self.well_tree(child, child_meta, child_node, drop_variables))
+            jobs.append(
+                (
+                    path,
+                    functools.partial(
+                        self.well_tree, child, child_meta, child_node, drop_variables
+                    ),
+                )
             )
+        out.update(in_parallel(jobs))
         return out
 
     def well_tree(
@@ -320,12 +394,19 @@ class NodeReader:
         images = (meta.well or {}).get("images")
         if not isinstance(images, list) or not images:
             raise OmeZarrError(f"{self.where(node)}: well/images must list at least one image")
+        paths = []
         for i, image in enumerate(images):
             path = image.get("path") if isinstance(image, Mapping) else None
             if not isinstance(path, str):
                 raise OmeZarrError(f"{self.where(node)}: well/images/{i}/path must be a string")
-            child = self.child_group(group, path, node, f"well/images/{i}/path")
-            out.update(_prefixed(path, self.tree(child, _join(node, path), drop_variables)))
+            paths.append(path)
+        whats = [f"well/images/{i}/path" for i in range(len(paths))]
+        children = self.child_groups(group, paths, node, whats)
+        jobs = [
+            (path, functools.partial(self.tree, child, _join(node, path), drop_variables))
+            for path, child in zip(paths, children, strict=True)
+        ]
+        out.update(in_parallel(jobs))
         return out
 
     def bf2raw_tree(
@@ -344,12 +425,15 @@ class NodeReader:
             while self._optional_group(group, str(len(found))) is not None:
                 found.append(str(len(found)))
             series = tuple(found)
-        for path in series:
-            child = self.child_group(group, path, node, "series")
+        jobs = []
+        for path, child in zip(
+            series, self.child_groups(group, list(series), node, "series"), strict=True
+        ):
             child_node = _join(node, path)
             child_meta = self.meta(child, child_node)
             if child_meta.is_image or child_meta.plate is not None:
-                out.update(_prefixed(path, self.tree(child, child_node, drop_variables)))
+                jobs.append((path, functools.partial(self.tree, child, child_node, drop_variables)))
+        out.update(in_parallel(jobs))
         return out
 
 
