@@ -1,7 +1,7 @@
 """The ``.ome`` accessor on DataArray, Dataset and DataTree: OME geometry read off coordinates.
 
-Registered when :mod:`xarray_ome_zarr` is imported. Registration is cheap; the writer is
-imported only inside :meth:`OmeAccessor.to_zarr`.
+Registered when ``xarray_ome_zarr`` is imported. Registration is cheap; the writer is
+imported only inside ``OmeAccessor.to_zarr``.
 
 The coordinates are the truth: scale and translation are computed from them on every call,
 so they are right after crops, ``isel``/``sel`` and resampling. A length-1 axis keeps its
@@ -22,7 +22,7 @@ import xarray as xr
 
 from .errors import OmeZarrError
 from .ngff.emit import normalize_unit
-from .transforms import block_factor, scale_translation
+from .transforms import block_factor, scale_translation, tidy
 
 #: Coordinate attribute holding the axis type (as set by the reader).
 TYPE_ATTR = "axis_type"
@@ -95,7 +95,10 @@ class ImageLevel:
             scale, translation = scale_translation(values, fallback, name=name)
         except OmeZarrError as err:
             raise OmeZarrError(f"{self.where}: {err}") from None
-        return AxisGeometry(name, kind, unit, scale, translation, positional=True)
+        # the values the writer stores: no float noise from reading coordinates
+        return AxisGeometry(
+            name, kind, unit, tidy(scale), tidy(translation, scale), positional=True
+        )
 
     def _positions(self, name: str, kind: str | None) -> np.ndarray | None:
         """The coordinate values of a non-channel axis; ``None`` where there are none."""
@@ -283,8 +286,8 @@ class OmeAccessor:
 
     The dicts are keyed by the positional dims, in order: space and time axes, and custom
     axes with a numeric coordinate. Channel axes (and custom axes without a coordinate)
-    have scale 1 and translation 0 in OME-Zarr and appear only in :attr:`axes` and
-    :attr:`transforms`. These are the values :func:`xarray_ome_zarr.to_ome_zarr` writes.
+    have scale 1 and translation 0 in OME-Zarr and appear only in ``axes`` and
+    ``transforms``. These are the values ``xarray_ome_zarr.to_ome_zarr`` writes.
     """
 
     def __init__(self, obj: xr.DataArray | xr.Dataset) -> None:

@@ -3,7 +3,7 @@
 Our image trees already have multiscale-spatial-image's layout (``scale0..N`` children, one
 data variable each, no coordinates at the root), so its ``.msi`` accessor and its
 ``to_multiscale`` output need no conversion; a single level becomes a spatial-image with
-:func:`to_spatial_image`. Optional packages are imported inside the functions.
+``to_spatial_image``. Optional packages are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def to_spatial_image(
 ) -> xr.DataArray:
     """A level of an image as a spatial-image DataArray.
 
-    Built by :func:`spatial_image.to_spatial_image` from the level's scale, translation,
+    Built by ``spatial_image.to_spatial_image`` from the level's scale, translation,
     units, channel names, time coordinate and name, so its dims, coordinates (with their
     ``long_name`` and ``units`` attrs) and name are exactly what spatial-image makes. The
     pixels are the level's own, lazy if they were: nothing is read.
@@ -90,7 +90,7 @@ def check_spatial_image_axes(axes: list[AxisGeometry], where: str) -> None:
 
 
 def spatial_image_kwargs(image: ImageLevel, axes: list[AxisGeometry]) -> dict[str, Any]:
-    """Arguments of :func:`spatial_image.to_spatial_image` describing ``image``."""
+    """Arguments of ``spatial_image.to_spatial_image`` describing ``image``."""
     array = image.array
     kwargs: dict[str, Any] = {
         "dims": tuple(axis.name for axis in axes),

@@ -1,4 +1,4 @@
-"""The xarray backend entrypoint ``ome-zarr``: a thin shim over :mod:`.reader`."""
+"""The xarray backend entrypoint ``ome-zarr``: a thin shim over ``reader``."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
     ) -> Dataset:
-        """Open one resolution level of an image; see :func:`.reader.open_ome_dataset`."""
+        """Open one resolution level of an image; see ``reader.open_ome_dataset``."""
         from .reader import open_ome_dataset
 
         return open_ome_dataset(
@@ -100,7 +100,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
     ) -> dict[str, Dataset]:
-        """Every OME node of the hierarchy; see :func:`.reader.open_ome_groups`."""
+        """Every OME node of the hierarchy; see ``reader.open_ome_groups``."""
         from .reader import open_ome_groups
 
         return open_ome_groups(

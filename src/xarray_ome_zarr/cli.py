@@ -133,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else OK
     except (CliError, OmeZarrError) as err:
-        return _fail(str(err), FAILED)
+        # the library names its keyword; here the flag is what the user can pass
+        return _fail(str(err).replace("overwrite=True", "--overwrite"), FAILED)
     except OSError as err:
         return _fail(f"{type(err).__name__}: {err}", FAILED)
     except KeyboardInterrupt:

@@ -114,7 +114,7 @@ class NodeReader:
         ]
 
     def as_group(self, child: Any, path: str, node: str, what: str) -> zarr.Group:
-        """``child`` as fetched by :func:`fetch_members`, or why it is not a group."""
+        """``child`` as fetched by ``fetch_members``, or why it is not a group."""
         if isinstance(child, KeyError | FileNotFoundError):
             raise OmeZarrError(f"{self.where(node)}: {what} {path!r} does not exist") from child
         if isinstance(child, Exception):
@@ -512,7 +512,7 @@ def open_ome_dataset(
     """Open one resolution level of the OME-Zarr image at ``store``/``group``.
 
     The Dataset's attrs are the image group's attributes, verbatim, plus the level's
-    dataset path under ``ome_dataset_path``. See :func:`xarray.open_dataset` with
+    dataset path under ``ome_dataset_path``. See ``xarray.open_dataset`` with
     ``engine="ome-zarr"`` for chunking.
     """
     opened = open_root(store, group=group, storage_options=storage_options)

@@ -1,7 +1,7 @@
 """Check a whole OME-Zarr store and list every problem found, without stopping at the first.
 
-Metadata is checked against the specification's own JSON schemas (:mod:`.ngff.schema`) and
-by the parser (:func:`.ngff.parse.parse_node`); the structure against the metadata: arrays
+Metadata is checked against the specification's own JSON schemas (``ngff.schema``) and
+by the parser (``ngff.parse.parse_node``); the structure against the metadata: arrays
 where the datasets point, ranks and ``dimension_names`` equal to the axes, integer label
 images, the groups that labels, plates and wells name, levels that shrink. Only metadata is
 read, never a chunk, unless ``read_chunks=True``. Imports no xarray.
@@ -21,6 +21,7 @@ import numpy as np
 import zarr
 
 from .errors import OmeZarrError, OmeZarrWarning
+from .ngff.emit import normalize_unit
 from .ngff.model import Multiscale, NodeMeta
 from .ngff.parse import parse_node, split_attributes
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
@@ -28,6 +29,34 @@ from .store import open_root
 from .transforms import level_geometry
 
 Severity = Literal["error", "warning"]
+
+_PREFIXES = [
+    "yocto",
+    "zepto",
+    "atto",
+    "femto",
+    "pico",
+    "nano",
+    "micro",
+    "milli",
+    "centi",
+    "deci",
+    "hecto",
+    "kilo",
+    "mega",
+    "giga",
+    "tera",
+    "peta",
+    "exa",
+    "zetta",
+    "yotta",
+]
+#: The units the specification lists for space and time axes (UDUNITS-2 names).
+UDUNITS = {
+    "space": {"angstrom", "foot", "inch", "meter", "mile", "parsec", "yard"}
+    | {f"{p}meter" for p in _PREFIXES},
+    "time": {"day", "hour", "minute", "second"} | {f"{p}second" for p in _PREFIXES},
+}
 
 #: Versions stored in zarr v2, where the plate's well paths are not checked by the parser.
 _V2_VERSIONS = ("0.1", "0.2", "0.3", "0.4")
@@ -292,6 +321,7 @@ class _Checker:
                 if label:
                     self.check_label_dtype(array, key, node)
             self.check_geometry(multiscale, m, node)
+            self.check_units(multiscale, m, node)
             if m == 0 and 0 in arrays:
                 self.check_omero_channels(meta, multiscale, arrays[0].shape, node)
         self.check_omero_colours(meta, node)
@@ -436,6 +466,21 @@ class _Checker:
                 node,
                 "omero/channels",
                 f"names {len(channels)} channels but the channel axis has {size}",
+                "error" if self.strict else "warning",
+            )
+
+    def check_units(self, multiscale: Multiscale, m: int, node: str) -> None:
+        """Space and time units are the UDUNITS-2 names the spec lists (a warning)."""
+        for i, axis in enumerate(multiscale.axes):
+            allowed = UDUNITS.get(axis.type or "")
+            if axis.unit is None or allowed is None or axis.unit in allowed:
+                continue
+            hint = normalize_unit(axis.unit)
+            suggestion = f" (did you mean {hint!r}?)" if hint in allowed else ""
+            self.add(
+                node,
+                f"multiscales/{m}/axes/{i}/unit",
+                f"{axis.unit!r} is not a UDUNITS-2 {axis.type} unit{suggestion}",
                 "error" if self.strict else "warning",
             )
 

@@ -699,3 +699,15 @@ def test_invalid_06_case_in_a_real_store(doc, tmp_path):
     assert str(path) in str(caught.value)
     errors = [p for p in validate(path) if p.severity == "error"]
     assert errors and all(p.node == "/" for p in errors)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_non_udunits_unit_is_a_warning_and_strict_error(version, tmp_path):
+    path = _image(tmp_path, version)
+    _edit_ome(path, version, lambda doc: doc["multiscales"][0]["axes"][-1].update(unit="um"))
+    (problem,) = validate(path)
+    assert problem.severity == "warning"
+    assert problem.key.endswith("/unit") and "micrometer" in problem.message
+    strict = [p for p in validate(path, strict=True) if p.key == problem.key]
+    assert [p.severity for p in strict] == ["error"]
+    xr.open_dataset(path, engine="ome-zarr")  # the pixels still open

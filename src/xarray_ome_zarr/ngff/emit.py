@@ -64,7 +64,7 @@ class SourceDocument:
 
 
 def check_version(version: Any) -> str:
-    """Return ``version`` if this package writes it, else raise :class:`OmeZarrError`."""
+    """Return ``version`` if this package writes it, else raise ``OmeZarrError``."""
     if version not in WRITE_VERSIONS:
         raise OmeZarrError(
             f"cannot write OME-Zarr version {version!r}; writable: {', '.join(WRITE_VERSIONS)}"
@@ -172,7 +172,7 @@ def multiscale_json(
 
 
 def split_source(attrs: Mapping[str, Any], where: str = "") -> SourceDocument:
-    """Split a group's stored attributes (any version) into a :class:`SourceDocument`."""
+    """Split a group's stored attributes (any version) into a ``SourceDocument``."""
     version, document = split_attributes(attrs, where)
     if document is attrs.get("ome"):
         version = version or "0.5"

@@ -1,7 +1,7 @@
-"""Parse the OME metadata of one zarr group (versions 0.1 to 0.5) into :mod:`.model`.
+"""Parse the OME metadata of one zarr group (versions 0.1 to 0.5) into ``model``.
 
 Lenient where real data is sloppy (missing optional keys, old versions, a bad ``omero``
-block: see :func:`parse_node`), strict wherever a guess would give wrong coordinates.
+block: see ``parse_node``), strict wherever a guess would give wrong coordinates.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def parse_node(
         Names the store and node in error messages.
     validate
         Check 0.4 and 0.5 documents against the spec's schema. Problems in the transitional
-        ``omero`` block only warn (:class:`OmeZarrWarning`): they never change the pixels or
+        ``omero`` block only warn (``OmeZarrWarning``): they never change the pixels or
         their coordinates. Every other problem raises.
     strict
         Also apply the spec's strict schemas (its SHOULDs), and raise for ``omero`` problems.
