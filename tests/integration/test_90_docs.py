@@ -37,12 +37,8 @@ RUN_PAGES = [
     "api.md",
     *sorted(p.relative_to(DOCS).as_posix() for p in (DOCS / "recipes").glob("*.md")),
 ]
-NOTEBOOKS = [
-    "open_and_explore.ipynb",
-    "crop_analyse_save.ipynb",
-    "labels.ipynb",
-    "plate.ipynb",
-]
+#: Every notebook of the project, each run once by this test (so pytest needs no --nbmake).
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 #: A notebook must run in this many seconds (they are meant to take a few).
 NOTEBOOK_BUDGET = 30.0
 
