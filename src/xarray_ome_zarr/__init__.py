@@ -87,6 +87,7 @@ def to_ome_zarr(
     storage_options: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    consolidated: bool = False,
 ) -> None:
     """Write an image, pyramid or hierarchy as OME-Zarr; see :func:`.writer.to_ome_zarr`."""
     from .writer import to_ome_zarr as write
@@ -103,6 +104,7 @@ def to_ome_zarr(
         storage_options=storage_options,
         overwrite=overwrite,
         progress=progress,
+        consolidated=consolidated,
     )
 
 

@@ -31,6 +31,9 @@ __all__ = [
     "OZX_SUFFIX",
     "OpenedStore",
     "WriteTarget",
+    "check_ozx_target",
+    "clear_hierarchy",
+    "is_memory_store",
     "is_url",
     "is_zip_path",
     "open_for_write",
@@ -532,6 +535,8 @@ class WriteTarget:
 
 
 _V2_V3_ROOT = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+#: The documents that make a zarr node; an OME image is one while its group's are there.
+METADATA_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
 
 
 def _store_has_content(store: Any, path: str) -> bool:
@@ -548,13 +553,55 @@ def _store_has_content(store: Any, path: str) -> bool:
     return bool(sync(check()))
 
 
-def _clear_store(store: Any, path: str) -> None:
+def clear_hierarchy(store: Any, path: str = "") -> None:
+    """Remove everything under ``path`` in ``store``, the metadata documents first.
+
+    The root's documents go first (consolidated metadata before the rest), then those of
+    the groups and arrays below, breadth-first, then every chunk. An interrupted removal
+    therefore leaves either the old hierarchy whole or chunks that no metadata names: never
+    a mix that opens as an image.
+
+    Raises
+    ------
+    OmeZarrError
+        When the store cannot delete.
+    """
     from zarr.core.sync import sync
 
-    if path.strip("/"):
-        sync(store.delete_dir(path.strip("/")))
+    path = path.strip("/")
+    if not store.supports_deletes:
+        raise OmeZarrError(f"store {store_name(store)!r}: cannot delete, so cannot overwrite")
+
+    async def metadata_keys() -> list[str]:
+        prefix = f"{path}/" if path else ""
+        keys = [k async for k in store.list_prefix(prefix)]
+        return [k for k in keys if k.rsplit("/", 1)[-1] in METADATA_KEYS]
+
+    def order(key: str) -> tuple[int, bool]:
+        return key.count("/"), not key.endswith(".zmetadata")
+
+    for key in sorted(sync(metadata_keys()), key=order):
+        sync(store.delete(key))
+    if path:
+        sync(store.delete_dir(path))
+    elif isinstance(store, zarr.storage.LocalStore):
+        sync(store.clear())  # keeps the directory itself
     else:
-        sync(store.clear())
+        sync(store.delete_dir(""))  # fsspec: one bulk delete (clear() deletes one by one)
+
+
+def is_memory_store(store: Any) -> bool:
+    """Whether ``store`` keeps its data in this process's memory (zarr's ``MemoryStore``, an
+    fsspec ``memory://`` store): other processes writing to it write to copies."""
+    if isinstance(store, zarr.Group):
+        store = store.store
+    if isinstance(store, zarr.storage.MemoryStore):
+        return True
+    if isinstance(store, zarr.storage.FsspecStore):
+        fs = getattr(store.fs, "sync_fs", store.fs)
+        protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+        return "memory" in protocol
+    return False
 
 
 def open_for_write(
@@ -593,11 +640,7 @@ def open_for_write(
     options = dict(storage_options or {})
     name = store_name(target, options)
     if is_zip_path(target):
-        if version is not None and _version_tuple(version) < (0, 5):
-            raise OmeZarrError(
-                f"store {name!r}: an .ozx holds zarr v3, so OME-Zarr 0.5 or later; "
-                f"version {version!r} cannot be zipped"
-            )
+        _check_ozx_version(version, name)
         return _ozx_write_target(target, options, overwrite, name)
     if isinstance(target, zarr.Group):
         store, path = target.store, target.path
@@ -621,7 +664,7 @@ def open_for_write(
         store, path = target, ""
     try:
         if overwrite:
-            _clear_store(store, path)
+            clear_hierarchy(store, path)
         elif _store_has_content(store, path):
             raise OmeZarrError(f"store {name!r}: a zarr hierarchy exists; pass overwrite=True")
     except OmeZarrError:
@@ -631,6 +674,14 @@ def open_for_write(
     return WriteTarget(store=store, name=name, path=path)
 
 
+def _check_ozx_version(version: str | None, name: str) -> None:
+    if version is not None and _version_tuple(version) < (0, 5):
+        raise OmeZarrError(
+            f"store {name!r}: an .ozx holds zarr v3, so OME-Zarr 0.5 or later; "
+            f"version {version!r} cannot be zipped"
+        )
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in version.split(".")[:2])
@@ -638,26 +689,56 @@ def _version_tuple(version: str) -> tuple[int, ...]:
         return (0, 0)
 
 
-def _ozx_write_target(
-    target: str | os.PathLike[str], options: dict[str, Any], overwrite: bool, name: str
-) -> WriteTarget:
-    remote = is_url(target)
-    if remote:
+def _ozx_location(
+    target: str | os.PathLike[str], options: Mapping[str, Any], name: str
+) -> tuple[Any, str, bool]:
+    """(fsspec filesystem or None for a local file, path, whether something is there)."""
+    if is_url(target):
         import fsspec
 
         try:
             fs, remote_path = fsspec.core.url_to_fs(os.fspath(target), **options)
-            exists = fs.exists(remote_path)
+            return fs, remote_path, bool(fs.exists(remote_path))
         except Exception as err:
             raise OmeZarrError(f"store {name!r}: cannot open ({_describe(err)})") from err
-        staging_parent = None
-    else:
-        local = Path(_local_path(target))
-        exists = local.exists()
-        staging_parent = local.parent
-        staging_parent.mkdir(parents=True, exist_ok=True)
+    local = Path(_local_path(target))
+    if local.is_dir():
+        raise OmeZarrError(f"store {name!r}: is a directory; an .ozx target is a file")
+    return None, os.fspath(local), local.exists()
+
+
+def check_ozx_target(
+    target: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    version: str | None = None,
+) -> None:
+    """Refuse an ``.ozx`` target that cannot be written, before anything is written.
+
+    Raises
+    ------
+    OmeZarrError
+        For a zarr v2 version (RFC-9 zips zarr v3, so OME-Zarr 0.5 or later), a directory
+        in the way, or an existing file without ``overwrite``.
+    """
+    name = store_name(target, storage_options)
+    _check_ozx_version(version, name)
+    _, _, exists = _ozx_location(target, dict(storage_options or {}), name)
     if exists and not overwrite:
-        raise OmeZarrError(f"store {name!r}: exists; pass overwrite=True")
+        raise OmeZarrError(f"store {name!r}: already exists; pass overwrite=True to replace it")
+
+
+def _ozx_write_target(
+    target: str | os.PathLike[str], options: dict[str, Any], overwrite: bool, name: str
+) -> WriteTarget:
+    fs, location, exists = _ozx_location(target, options, name)
+    if exists and not overwrite:
+        raise OmeZarrError(f"store {name!r}: already exists; pass overwrite=True to replace it")
+    staging_parent = None
+    if fs is None:
+        staging_parent = Path(location).parent
+        staging_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
         tempfile.mkdtemp(prefix=f".{Path(_url_path(os.fspath(target))).name}.", dir=staging_parent)
     )
@@ -665,14 +746,14 @@ def _ozx_write_target(
 
     def finalise() -> None:
         root = staging / "root"
-        if remote:
+        if fs is not None:
             zipped = write_ozx(root, staging / "archive.ozx")
             try:
-                fs.put_file(os.fspath(zipped), remote_path)
+                fs.put_file(os.fspath(zipped), location)  # one object: replaced whole or not
             except Exception as err:
                 raise OmeZarrError(f"store {name!r}: cannot upload ({_describe(err)})") from err
         else:
-            write_ozx(root, Path(_local_path(target)), overwrite=True)
+            write_ozx(root, location, overwrite=True)
 
     def cleanup() -> None:
         shutil.rmtree(staging, ignore_errors=True)

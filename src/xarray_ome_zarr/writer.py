@@ -1,29 +1,22 @@
 """Write images, pyramids and hierarchies as OME-Zarr 0.4 (zarr v2) or 0.5 (zarr v3).
 
-Everything is checked before the store is touched. Arrays are written first and the OME
-metadata last, so an interrupted write never looks like a complete image; a local directory
-is written beside the target and renamed into place at the end.
+This module decides what to write: everything is checked and planned (a :class:`Plan` of
+groups and chunk-aligned arrays) before the store is touched. :mod:`.targets` writes the plan:
+arrays first and the OME metadata last, so an interrupted write never looks like a complete
+image; a local directory or ``.ozx`` file is staged beside the target and moved into place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import re
-import shutil
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-import zarr
-from zarr.abc.store import Store
 
 from .errors import OmeZarrError
 from .multiscale import (
@@ -56,37 +49,13 @@ from .ngff.emit import (
 )
 from .ngff.model import Axis, Multiscale
 from .ngff.parse import parse_node
-from .store import is_url, is_zip_path, store_name
+from .targets import ArrayPlan, Plan, make_target, write_to
 from .transforms import block_factor, level_geometry, tidy
 
 LEVEL_NAME = re.compile(r"scale(\d+)")
-METADATA_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
 
 
 # ---- the plan: everything decided before the store is touched ----------------------------
-@dataclass
-class ArrayPlan:
-    """One zarr array to create and fill."""
-
-    path: str
-    data: da.Array
-    chunks: tuple[int, ...]
-    shards: tuple[int, ...] | None
-    codecs: dict[str, Any]
-    fill_value: Any
-    dimension_names: tuple[str, ...]
-    attributes: dict[str, Any]
-
-
-@dataclass
-class Plan:
-    """The groups (with the attributes written last) and arrays of a store."""
-
-    version: str
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    arrays: list[ArrayPlan] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Options:
     """What the caller asked for, shared by every image of a write."""
@@ -469,13 +438,6 @@ def _level_children(node: xr.DataTree) -> list[tuple[int, xr.DataTree]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def _level_of(ds: xr.Dataset, where: str) -> xr.DataArray:
-    names = list(ds.data_vars)
-    if len(names) != 1:
-        raise OmeZarrError(f"{where}: a level needs exactly one data variable, got {names}")
-    return ds[names[0]]
-
-
 def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
     where = _where(path)
     levels = _level_children(node)
@@ -490,7 +452,7 @@ def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
             node=path,
             attrs=node.attrs,
             levels=[
-                _level_of(ds, f"{where}/{c.name}")
+                _level_array(ds, f"{where}/{c.name}")
                 for ds, (_, c) in zip(datasets, levels, strict=True)
             ],
             paths=[ds.attrs.get(PATH_ATTR) for ds in datasets],
@@ -498,7 +460,7 @@ def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
     if node.data_vars:
         ds = node.to_dataset(inherit=True)
         attrs = {k: v for k, v in ds.attrs.items() if k != PATH_ATTR}
-        return ImageInput(path, attrs, [_level_of(ds, where)], [ds.attrs.get(PATH_ATTR)])
+        return ImageInput(path, attrs, [_level_array(ds, where)], [ds.attrs.get(PATH_ATTR)])
     return None
 
 
@@ -645,187 +607,7 @@ def make_plan(obj: Any, options: Options) -> Plan:
     return planner.plan
 
 
-# ---- targets ----------------------------------------------------------------------------
-class LocalTarget:
-    """A directory, written beside itself and swapped in at the end."""
-
-    def __init__(self, path: str | os.PathLike, overwrite: bool) -> None:
-        self.path = Path(path)
-        self.name = os.fspath(path)
-        self.tmp: Path | None = None
-        if self._exists() and not overwrite:
-            raise OmeZarrError(
-                f"store {self.name!r}: already exists; pass overwrite=True to replace it"
-            )
-
-    def _exists(self) -> bool:
-        if self.path.is_dir():
-            return any(self.path.iterdir())
-        return self.path.exists()
-
-    def open(self, zarr_format: int) -> zarr.Group:
-        """The root group of a fresh directory beside the target."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.parent / f".{self.path.name}.xoz-{uuid.uuid4().hex[:12]}"
-        store = zarr.storage.LocalStore(self.tmp)
-        return zarr.open_group(store, mode="w-", zarr_format=zarr_format)
-
-    def commit(self) -> None:
-        """Swap the new directory in; the old one (if any) is removed only afterwards."""
-        assert self.tmp is not None
-        old = None
-        if self.path.exists() or self.path.is_symlink():
-            old = self.path.parent / f".{self.path.name}.xoz-old-{uuid.uuid4().hex[:12]}"
-            os.rename(self.path, old)
-        try:
-            os.rename(self.tmp, self.path)
-        except OSError:
-            if old is not None:
-                os.rename(old, self.path)
-            raise
-        self.tmp = None
-        if old is not None:
-            _remove(old)
-
-    def abort(self) -> None:
-        """Remove the unfinished directory; the target was never touched."""
-        if self.tmp is not None:
-            _remove(self.tmp)
-            self.tmp = None
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-class StoreTarget:
-    """A zarr store object (or an fsspec URL): old OME metadata removed first when replacing."""
-
-    def __init__(
-        self, store: Any, path: str, name: str, overwrite: bool, group: zarr.Group | None = None
-    ) -> None:
-        from zarr.core.sync import sync
-
-        self.store, self.path, self.name, self.sync = store, path.strip("/"), name, sync
-        try:
-            if group is not None:  # a group just created to write into counts as empty
-                self.empty = not group.attrs.asdict() and next(group.keys(), None) is None
-            else:
-                self.empty = sync(store.is_empty(self.path))
-        except (OSError, ValueError) as err:
-            raise OmeZarrError(f"store {name!r}: cannot list ({err})") from err
-        if not self.empty and not overwrite:
-            raise OmeZarrError(f"store {name!r}: is not empty; pass overwrite=True to replace it")
-
-    def _keys(self) -> list[str]:
-        async def collect() -> list[str]:
-            prefix = f"{self.path}/" if self.path else ""
-            return [k async for k in self.store.list_prefix(prefix)]
-
-        return self.sync(collect())
-
-    def _erase(self) -> None:
-        if not self.store.supports_deletes:
-            raise OmeZarrError(f"store {self.name!r}: cannot delete, so cannot overwrite")
-        keys = self._keys()
-        metadata = [k for k in keys if k.rsplit("/", 1)[-1] in METADATA_KEYS]
-        for key in sorted(metadata, key=lambda k: k.count("/")):
-            self.sync(self.store.delete(key))
-        self.sync(self.store.delete_dir(self.path))
-
-    def open(self, zarr_format: int) -> zarr.Group:
-        """The root group, the old content gone (its OME metadata first)."""
-        if not self.empty:
-            self._erase()
-        return zarr.open_group(
-            self.store, path=self.path or None, mode="w", zarr_format=zarr_format
-        )
-
-    def commit(self) -> None:
-        """Nothing to do: the metadata written last completes the image."""
-
-    def abort(self) -> None:
-        """Remove what was written (best effort); it never carried OME metadata."""
-        with contextlib.suppress(Exception):  # cleanup must not hide the original error
-            self.sync(self.store.delete_dir(self.path))
-
-
-def make_target(
-    store: Any, overwrite: bool, storage_options: Mapping[str, Any] | None
-) -> LocalTarget | StoreTarget:
-    """A target for a path, URL, zarr store or zarr group."""
-    name = store_name(store)
-    if isinstance(store, str) and store.startswith("file://"):
-        store = store.removeprefix("file://")
-    if storage_options and not is_url(store):
-        raise OmeZarrError(f"store {name!r}: storage_options only apply to URLs")
-    if is_zip_path(store) and not is_url(store):
-        raise OmeZarrError(f"store {name!r}: writing .ozx / zip stores is not supported yet")
-    if isinstance(store, str | os.PathLike) and not is_url(store):
-        return LocalTarget(store, overwrite)
-    if is_url(store):
-        try:
-            fs_store = zarr.storage.FsspecStore.from_url(
-                store, storage_options=dict(storage_options or {}), read_only=False
-            )
-        except (ImportError, OSError, ValueError, TypeError) as err:
-            raise OmeZarrError(f"store {name!r}: cannot open ({err})") from err
-        return StoreTarget(fs_store, "", name, overwrite)
-    if isinstance(store, zarr.Group):
-        return StoreTarget(store.store, store.path, name, overwrite, group=store)
-    if isinstance(store, Store):
-        return StoreTarget(store, "", name, overwrite)
-    raise OmeZarrError(f"cannot write to a {type(store).__name__}; pass a path, URL or zarr store")
-
-
 # ---- writing ------------------------------------------------------------------------------
-def _create_array(root: zarr.Group, plan: ArrayPlan, zarr_format: int) -> zarr.Array:
-    kwargs: dict[str, Any] = dict(plan.codecs)
-    if zarr_format == 3:
-        kwargs["dimension_names"] = list(plan.dimension_names)
-        if plan.shards is not None:
-            kwargs["shards"] = plan.shards
-    else:
-        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-    try:
-        return root.create_array(
-            plan.path,
-            shape=plan.data.shape,
-            dtype=plan.data.dtype,
-            chunks=plan.chunks,
-            fill_value=plan.fill_value,
-            attributes=plan.attributes,
-            **kwargs,
-        )
-    except (TypeError, ValueError) as err:
-        raise OmeZarrError(
-            f"array {plan.path!r}: zarr refused the settings ({type(err).__name__}: {err})"
-        ) from err
-
-
-def write_plan(plan: Plan, root: zarr.Group, progress: bool) -> None:
-    """Groups, then arrays and their pixels, then every group's attributes, root last."""
-    zarr_format = zarr_format_of(plan.version)
-    for path in sorted(plan.groups, key=lambda p: (p.count("/"), p)):
-        if path:
-            root.require_group(path)
-    targets = [_create_array(root, a, zarr_format) for a in plan.arrays]
-    stored = da.store([a.data for a in plan.arrays], targets, lock=False, compute=False)
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            dask.compute(stored)
-    else:
-        dask.compute(stored)
-    for path in sorted(plan.groups, key=lambda p: (-p.count("/"), p)):
-        group = root[path] if path else root
-        group.attrs.put(plan.groups[path])
-
-
 def to_ome_zarr(
     obj: xr.DataArray | xr.Dataset | xr.DataTree,
     store: Any,
@@ -839,6 +621,7 @@ def to_ome_zarr(
     storage_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    consolidated: bool = False,
 ) -> None:
     """Write an image, a pyramid or a whole hierarchy as OME-Zarr.
 
@@ -849,9 +632,10 @@ def to_ome_zarr(
         ``scale0..N`` or a hierarchy (labels, plates, bioformats2raw collections) as
         ``xr.open_datatree(..., engine="ome-zarr")`` returns it.
     store
-        A local path, an fsspec URL, a zarr store or a zarr group.
+        A local path, an ``.ozx`` file (RFC-9 zip; local or at a URL), an fsspec URL
+        (``s3://...``, any writable fsspec filesystem), a zarr store or a zarr group.
     version
-        ``"0.5"`` (zarr v3, default) or ``"0.4"`` (zarr v2).
+        ``"0.5"`` (zarr v3, default) or ``"0.4"`` (zarr v2). An ``.ozx`` needs 0.5.
     scale_factors
         Build a pyramid from the first level: one entry per new level, relative to the
         level before it (an int for every space axis, or a dict by dimension).
@@ -865,42 +649,42 @@ def to_ome_zarr(
         A codec or a sequence of codecs of the target zarr format; ``()`` for none.
         Default: the encoding's codecs (same zarr format), else zarr's default.
     storage_options
-        For fsspec URLs.
+        For fsspec URLs (``endpoint_url``, ``key``, ``secret``... for S3).
     overwrite
         Replace an existing store; without it an existing store is an error.
     progress
-        Show a dask progress bar while the pixels are written.
+        Show a progress bar while the pixels are written: dask's ``ProgressBar``, or
+        dask.distributed's progress bar when a ``Client`` is the current scheduler.
+    consolidated
+        Also write zarr consolidated metadata, after everything else (0.5: in the root
+        ``zarr.json``; 0.4: ``.zmetadata``), so readers open the hierarchy in one request.
 
     Raises
     ------
     OmeZarrError
-        For a version other than 0.4/0.5, axes the spec forbids, uneven coordinates,
-        non-integer labels, a node that cannot be placed, or an existing store.
+        For a version other than 0.4/0.5 (or 0.4 for an ``.ozx``), axes the spec forbids,
+        uneven coordinates, non-integer labels, a node that cannot be placed, an existing
+        store, or a memory store that the workers of a dask.distributed cluster cannot reach.
 
     Notes
     -----
-    Everything is checked before the store is touched; arrays are written first and the
-    OME metadata last. A local directory is written beside the target and renamed into
-    place, so overwriting the store the input was read from works, and a failed write
-    leaves the old store as it was. Other stores lose their old content (its OME metadata
-    first) before the new one is written: do not overwrite a remote store the input is
-    still being read from.
+    Checked and planned before the store is touched; arrays first, OME metadata last. Local
+    directories and ``.ozx`` files are staged and moved into place (so overwriting the input's
+    own store works); other stores lose their old content, metadata first, before the new
+    one is written. Each dask task writes whole chunks or shards, so a dask.distributed
+    cluster writes the same bytes (see ``docs/distributed.md``).
     """
     if method is not None and scale_factors is None:
         raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
     options = Options(check_version(version), scale_factors, method, chunks, shards, compressor)
-    target = make_target(store, overwrite, storage_options)
+    target = make_target(
+        store, overwrite=overwrite, storage_options=storage_options, version=options.version
+    )
     try:
         plan = make_plan(obj, options)
     except OmeZarrError as err:
         raise OmeZarrError(f"store {target.name!r}, {err}") from None
-    root = target.open(options.zarr_format)
-    try:
-        write_plan(plan, root, progress)
-    except BaseException:
-        target.abort()
-        raise
-    target.commit()
+    write_to(target, plan, progress=progress, consolidated=consolidated)
 
 
 def _jsonable(value: Any) -> Any:

@@ -552,7 +552,7 @@ def test_zarr_store_objects_urls_and_groups(tmp_path):
 @pytest.mark.parametrize(
     ("store", "kwargs", "message"),
     [
-        ("x.ozx", {}, "not supported yet"),
+        ("x.ozx", {"version": "0.4"}, "0.5 or later"),
         ("local.ome.zarr", {"storage_options": {"anon": True}}, "only apply to URLs"),
         (42, {}, "cannot write to a int"),
     ],
