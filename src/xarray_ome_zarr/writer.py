@@ -672,7 +672,7 @@ def to_ome_zarr(
     directories and ``.ozx`` files are staged and moved into place (so overwriting the input's
     own store works); other stores lose their old content, metadata first, before the new
     one is written. Each dask task writes whole chunks or shards, so a dask.distributed
-    cluster writes the same bytes (see ``docs/distributed.md``).
+    cluster writes the same bytes (see ``docs/recipes/distributed.md``).
     """
     if method is not None and scale_factors is None:
         raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
