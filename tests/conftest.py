@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+
+METADATA_SUFFIXES = ("zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata")
+
+
+class KeyRecorder(logging.Handler):
+    """Collects the keys a zarr ``LoggingStore`` was asked to ``get``."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.keys: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Calling" in message and ".get(" in message:
+            self.keys.append(message.split(".get(", 1)[1].rstrip(")"))
+
+    @property
+    def chunk_keys(self) -> list[str]:
+        """The keys read that are not metadata documents."""
+        return [k for k in self.keys if not k.endswith(METADATA_SUFFIXES)]
+
+
+def logging_store(store: zarr.abc.store.Store) -> tuple[zarr.storage.LoggingStore, KeyRecorder]:
+    """``store`` wrapped in a LoggingStore, and what records the keys it reads."""
+    recorder = KeyRecorder()
+    logged = zarr.storage.LoggingStore(store)
+    logged.logger.addHandler(recorder)
+    logged.logger.propagate = False
+    return logged, recorder
+
 
 AXES = [
     {"name": "c", "type": "channel"},

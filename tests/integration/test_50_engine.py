@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 
 import numpy as np
@@ -14,34 +13,7 @@ import zarr
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr.backend import OmeZarrBackendEntrypoint
 
-from ..conftest import CHANNELS, SCALE, TRANSLATION, write_hand_image
-
-METADATA_SUFFIXES = ("zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata")
-
-
-class KeyRecorder(logging.Handler):
-    """Collects the keys a LoggingStore was asked to ``get``."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.keys: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "Calling" in message and ".get(" in message:
-            self.keys.append(message.split(".get(", 1)[1].rstrip(")"))
-
-    @property
-    def chunk_keys(self) -> list[str]:
-        return [k for k in self.keys if not k.endswith(METADATA_SUFFIXES)]
-
-
-def logging_store(path) -> tuple[zarr.storage.LoggingStore, KeyRecorder]:
-    recorder = KeyRecorder()
-    store = zarr.storage.LoggingStore(zarr.storage.LocalStore(path, read_only=True))
-    store.logger.addHandler(recorder)
-    store.logger.propagate = False
-    return store, recorder
+from ..conftest import CHANNELS, SCALE, TRANSLATION, logging_store, write_hand_image
 
 
 def test_engine_resolves_to_this_package():
@@ -126,7 +98,7 @@ def test_open_datatree_layout(hand_image):
 
 def test_opening_reads_no_chunk(hand_image):
     path, _, _ = hand_image
-    store, recorder = logging_store(path)
+    store, recorder = logging_store(zarr.storage.LocalStore(path, read_only=True))
     ds = xr.open_dataset(store, engine="ome-zarr", level=0)
     xr.open_datatree(store, engine="ome-zarr")
     xr.open_dataset(store, engine="ome-zarr", chunks={})

@@ -6,7 +6,6 @@ Servers run on 127.0.0.1 only and start once per module (see :mod:`tests.servers
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 import struct
 import time
@@ -30,7 +29,7 @@ from xarray_ome_zarr.store import (
     write_ozx,
 )
 
-from ..conftest import SCALE, TRANSLATION, pixels, write_hand_image
+from ..conftest import SCALE, TRANSLATION, logging_store, pixels, write_hand_image
 from ..servers import (
     S3_ENV,
     closed_port,
@@ -360,25 +359,11 @@ def test_http_opening_reads_no_chunk_and_a_slice_only_its_chunks(served, version
     assert got == ["1/" + _chunk_key(version, (0, 0, 0, 0))]
 
 
-class _GetRecorder(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.keys: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "Calling" in message and ".get(" in message:
-            self.keys.append(message.split(".get(", 1)[1].rstrip(")"))
-
-
 def test_logging_store_over_http(served):
     remote = zarr.storage.FsspecStore.from_url(f"{served.url}/img-0.5.zarr", read_only=True)
-    store = zarr.storage.LoggingStore(remote)
-    recorder = _GetRecorder()
-    store.logger.addHandler(recorder)
-    store.logger.propagate = False
+    store, recorder = logging_store(remote)
     ds = xr.open_dataset(store, engine="ome-zarr")
-    assert all(k.endswith("zarr.json") or k.startswith(".z") for k in recorder.keys)
+    assert recorder.keys and recorder.chunk_keys == []
     recorder.keys.clear()
     assert ds["cells"][0, 0, :5, :4].values.shape == (5, 4)
     assert recorder.keys == ["0/c/0/0/0/0"]
