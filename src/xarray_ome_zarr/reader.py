@@ -234,14 +234,14 @@ class NodeReader:
                 attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: float(s)}
                 if axis.unit:
                     attrs["units"] = axis.unit
-                coords[axis.name] = xr.Variable(
-                    axis.name, coordinate_values(size, float(s), float(t)), attrs=attrs
+                coords[axis.name] = _numpy_variable(
+                    axis.name, coordinate_values(size, float(s), float(t)), attrs
                 )
             elif axis.type == "channel":
                 labels = channel_labels(meta.document, size, self.where(node))
                 if labels is not None:
-                    coords[axis.name] = xr.Variable(
-                        axis.name, np.asarray(labels, dtype=str), attrs={TYPE_ATTR: "channel"}
+                    coords[axis.name] = _numpy_variable(
+                        axis.name, np.asarray(labels, dtype=str), {TYPE_ATTR: "channel"}
                     )
         return coords
 
@@ -435,6 +435,15 @@ class NodeReader:
                 jobs.append((path, functools.partial(self.tree, child, child_node, drop_variables)))
         out.update(in_parallel(jobs))
         return out
+
+
+def _numpy_variable(dim: str, values: np.ndarray, attrs: dict[str, Any]) -> xr.Variable:
+    """A coordinate variable over numpy values.
+
+    ``fastpath`` skips xarray's check for dask arrays, which imports ``dask.array`` (and
+    with it scipy): half a second of a fresh process's open that ``.values`` never needs.
+    """
+    return xr.Variable((dim,), values, attrs, fastpath=True)
 
 
 def variable_name(multiscale: Multiscale) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+import zarr
 
 from .errors import OmeZarrError
 from .multiscale import (
@@ -375,9 +376,20 @@ def _codecs(encoding: Mapping[str, Any], options: Options) -> dict[str, Any]:
             compressor = (compressor,)
         return {"compressors": tuple(compressor)}
     if encoding.get("zarr_format") != options.zarr_format:
-        return {}
+        return {"compressors": default_compressors(options.zarr_format)}
     keys = ("compressors", "filters") + (("serializer",) if options.zarr_format == 3 else ())
-    return {k: encoding[k] for k in keys if encoding.get(k) is not None}
+    kept = {k: encoding[k] for k in keys if encoding.get(k) is not None}
+    return kept or {"compressors": default_compressors(options.zarr_format)}
+
+
+def default_compressors(zarr_format: int) -> tuple[Any, ...]:
+    """Blosc LZ4 with bit shuffling: measured on microscopy pixels (docs/benchmarks.md), it
+    compresses about 13x faster than zarr's default zstd level 3, and 10 % smaller."""
+    if zarr_format == 3:
+        return (zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
+    from numcodecs import Blosc
+
+    return (Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE),)
 
 
 def _fill_value(encoding: Mapping[str, Any], dtype: np.dtype) -> Any:
