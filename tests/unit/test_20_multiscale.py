@@ -170,7 +170,7 @@ def test_default_method_and_chunks():
     assert default_method(np.dtype("float32"), label=True) == "mean"
     assert default_method(np.dtype("uint16"), label=False) == "mean"
     types = {"t": "time", **SPACE3}
-    assert default_chunks("tczyx", (5, 3, 100, 2000, 2000), types, 2) == (1, 1, 64, 64, 64)
+    assert default_chunks("tczyx", (5, 3, 100, 2000, 2000), types, 2) == (1, 1, 64, 128, 128)
     assert default_chunks("tczyx", (5, 3, 4, 2000, 2000), types, 2) == (1, 1, 4, 256, 256)
     assert default_chunks("cyx", (3, 2000, 100), types, 8) == (1, 256, 100)
     assert default_chunks("yx", (3, 2), types, 1) == (3, 2)
