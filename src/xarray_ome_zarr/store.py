@@ -327,15 +327,19 @@ def open_root(
     return OpenedStore(root, name, close)
 
 
+def _fsspec_protocols(store: Any) -> tuple[str, ...]:
+    """The protocols of an fsspec-backed zarr store's filesystem; none for other stores."""
+    if not isinstance(store, zarr.storage.FsspecStore):
+        return ()
+    fs = getattr(store.fs, "sync_fs", store.fs)
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
 def _is_zip_store(store: Any) -> bool:
     """Whether ``store`` reads a zip: zarr's ``ZipStore`` or fsspec's zip filesystem."""
     if isinstance(store, zarr.storage.ZipStore):
         return True
-    if isinstance(store, zarr.storage.FsspecStore):
-        fs = getattr(store.fs, "sync_fs", store.fs)
-        protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        return "zip" in protocol
-    return False
+    return "zip" in _fsspec_protocols(store)
 
 
 def _open_group(store: Any, mode: str, consolidated: bool | None, name: str) -> zarr.Group:
@@ -597,11 +601,7 @@ def is_memory_store(store: Any) -> bool:
         store = store.store
     if isinstance(store, zarr.storage.MemoryStore):
         return True
-    if isinstance(store, zarr.storage.FsspecStore):
-        fs = getattr(store.fs, "sync_fs", store.fs)
-        protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        return "memory" in protocol
-    return False
+    return "memory" in _fsspec_protocols(store)
 
 
 def open_for_write(
