@@ -9,23 +9,29 @@ import zarr
 from xarray.backends.common import BackendArray
 from xarray.core import indexing
 
+from .direct_read import ChunkReadError, DirectReader
 from .errors import OmeZarrError
 
 
 class OmeZarrArray(BackendArray):
     """Index a zarr array the way xarray asks: basic, outer and vectorized.
 
-    Holds only the ``zarr.Array`` (itself picklable), no open file handle, so dask can
-    ship it to other processes.
+    Holds no open file handle and pickles as the ``zarr.Array`` it wraps, so dask can ship
+    it to other processes. Basic selections of a local, unsharded array are read from the
+    chunk files directly (:mod:`.direct_read`); everything else goes through zarr.
     """
 
-    __slots__ = ("_array", "dtype", "shape", "_where")
+    __slots__ = ("_array", "_direct", "dtype", "shape", "_where")
 
     def __init__(self, array: zarr.Array, where: str) -> None:
         self._array = array
         self.shape = array.shape
         self.dtype = np.dtype(array.dtype)
         self._where = where
+        self._direct = DirectReader.of(array)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._array, self._where))
 
     def get_array(self) -> zarr.Array:
         """The wrapped zarr array."""
@@ -43,6 +49,15 @@ class OmeZarrArray(BackendArray):
             ) from err
 
     def _basic(self, key: tuple) -> np.ndarray:
+        if self._direct is not None:
+            try:
+                values = self._direct.read(key, self.dtype)
+            except ChunkReadError as err:
+                raise OmeZarrError(
+                    f"{self._where}: cannot read array {self._array.path!r} ({err})"
+                ) from err
+            if values is not None:
+                return values
         return self._read(None, key)
 
     def _outer(self, key: tuple) -> np.ndarray:

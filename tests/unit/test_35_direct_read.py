@@ -1,0 +1,177 @@
+"""Direct chunk reads (``direct_read``) give exactly what zarr-python gives.
+
+Every eligible layout is read both ways, over selections that cover whole chunks, parts of
+chunks, edge chunks, single pixels and nothing; layouts the module does not handle must be
+left to zarr (``DirectReader.of`` is ``None``), never read wrongly.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numcodecs
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from zarr.codecs import (
+    BloscCodec,
+    BytesCodec,
+    Crc32cCodec,
+    GzipCodec,
+    TransposeCodec,
+    ZstdCodec,
+)
+
+from xarray_ome_zarr import OmeZarrError
+from xarray_ome_zarr.array import OmeZarrArray
+from xarray_ome_zarr.direct_read import DirectReader
+
+SHAPE = (3, 10, 13)
+CHUNKS = (2, 4, 5)
+
+LAYOUTS = {
+    "v3-zstd": dict(zarr_format=3, compressors=ZstdCodec(level=1)),
+    "v3-blosc": dict(zarr_format=3, compressors=BloscCodec(cname="lz4", shuffle="bitshuffle")),
+    "v3-gzip+crc32c": dict(zarr_format=3, compressors=(GzipCodec(), Crc32cCodec())),
+    "v3-raw": dict(zarr_format=3, compressors=None),
+    "v3-big-endian": dict(zarr_format=3, serializer=BytesCodec(endian="big")),
+    "v3-v2-keys": dict(zarr_format=3, chunk_key_encoding={"name": "v2", "separator": "."}),
+    "v2-zstd": dict(zarr_format=2, compressors=numcodecs.Zstd(level=1)),
+    "v2-blosc-slash": dict(
+        zarr_format=2,
+        compressors=numcodecs.Blosc(),
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    ),
+    "v2-raw": dict(zarr_format=2, compressors=None),
+    "v2-order-F": dict(zarr_format=2, order="F"),
+    "v2-delta-filter": dict(zarr_format=2, filters=[numcodecs.Delta(dtype="<i4")]),
+}
+DTYPES = ["uint8", "<u2", ">u2", "int16", "<i4", "float32", ">f8", "complex64", "bool"]
+
+KEYS = [
+    (slice(None),) * 3,
+    (slice(0, 2), slice(0, 4), slice(0, 5)),  # exactly one chunk
+    (slice(1, 3), slice(3, 9), slice(4, 13)),  # parts of several, edge chunks
+    (1, slice(None), slice(2, 3)),  # an int drops an axis
+    (-1, -1, -1),  # one pixel, negative ints
+    (slice(2, 2), slice(None), slice(None)),  # nothing
+    (slice(None), slice(8, 100), slice(-3, None)),  # beyond the end, negative start
+]
+
+
+def make_array(tmp_path, layout: str, dtype: str = "<i4", fill=0, missing=()) -> zarr.Array:
+    kwargs = dict(LAYOUTS[layout])
+    if "filters" in kwargs and np.dtype(dtype) != np.dtype("<i4"):
+        pytest.skip("the Delta filter is set up for int32")
+    array = zarr.create_array(
+        tmp_path / f"{layout}.zarr",
+        shape=SHAPE,
+        chunks=CHUNKS,
+        dtype=dtype,
+        fill_value=fill,
+        **kwargs,
+    )
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 120, SHAPE).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        values = values + 1j * values[::-1]
+    array[...] = values
+    for coords in missing:
+        array.store_path.store  # noqa: B018
+        key = array.metadata.encode_chunk_key(coords)
+        (tmp_path / f"{layout}.zarr" / key).unlink()
+    return zarr.open_array(tmp_path / f"{layout}.zarr", mode="r")
+
+
+def direct(array: zarr.Array) -> DirectReader:
+    reader = DirectReader.of(array)
+    assert reader is not None, "this layout should be read directly"
+    return reader
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_reads_equal_zarr(tmp_path, layout, dtype):
+    array = make_array(tmp_path, layout, dtype)
+    reader = direct(array)
+    for key in KEYS:
+        got = reader.read(key, np.dtype(array.dtype))
+        expected = array[key]
+        assert got is not None
+        assert got.dtype == expected.dtype and got.shape == expected.shape, key
+        np.testing.assert_array_equal(got, expected, err_msg=str(key))
+
+
+@pytest.mark.parametrize("layout", ["v3-zstd", "v2-zstd", "v2-order-F"])
+@pytest.mark.parametrize(
+    ("dtype", "fill"), [("<u2", 7), ("float32", float("nan")), ("float64", -1.5), ("<i4", None)]
+)
+def test_missing_chunks_read_as_zarr_reads_them(tmp_path, layout, dtype, fill):
+    if fill is None and layout.startswith("v3"):
+        pytest.skip("zarr v3 arrays always have a fill value")
+    array = make_array(tmp_path, layout, dtype, fill=fill, missing=[(0, 0, 0), (1, 2, 2)])
+    reader = direct(array)
+    for key in KEYS:
+        np.testing.assert_array_equal(reader.read(key, np.dtype(array.dtype)), array[key])
+
+
+def test_strided_and_array_keys_are_left_to_zarr(tmp_path):
+    reader = direct(make_array(tmp_path, "v3-zstd"))
+    assert reader.read((slice(None, None, 2), slice(None), slice(None)), np.dtype("<i4")) is None
+    assert reader.read((np.array([0, 2]), slice(None), slice(None)), np.dtype("<i4")) is None
+    assert reader.read((5, 0, 0), np.dtype("<i4")) is None  # out of bounds: zarr's IndexError
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param(dict(shards=(2, 8, 10)), id="sharded"),
+        pytest.param(dict(filters=TransposeCodec(order=(2, 1, 0))), id="transpose"),
+    ],
+)
+def test_layouts_zarr_must_read(tmp_path, kwargs):
+    array = zarr.create_array(tmp_path / "a.zarr", shape=SHAPE, chunks=CHUNKS, dtype="u2", **kwargs)
+    assert DirectReader.of(array) is None
+
+
+def test_stores_zarr_must_read():
+    array = zarr.create_array(zarr.storage.MemoryStore(), shape=SHAPE, chunks=CHUNKS, dtype="u2")
+    assert DirectReader.of(array) is None
+    strings = zarr.create_array(zarr.storage.MemoryStore(), shape=(3,), dtype=str)
+    assert DirectReader.of(strings) is None
+
+
+def test_a_corrupt_chunk_is_named(tmp_path):
+    array = make_array(tmp_path, "v3-zstd")
+    key = array.metadata.encode_chunk_key((1, 1, 1))
+    (tmp_path / "v3-zstd.zarr" / key).write_bytes(b"not zstd at all")
+    wrapped = OmeZarrArray(array, "store 'x', node '/'")
+    with pytest.raises(OmeZarrError, match=r"store 'x'.*chunk 'c/1/1/1'"):
+        xr.Variable(("z", "y", "x"), wrapped).values  # noqa: B018
+
+
+def test_backend_array_pickles_and_reads_the_same(tmp_path):
+    array = make_array(tmp_path, "v2-zstd", "<u2")
+    wrapped = OmeZarrArray(array, "here")
+    again = pickle.loads(pickle.dumps(wrapped))
+    assert again._direct is not None
+    key = xr.core.indexing.BasicIndexer((slice(1, 3), slice(None), slice(4, 11)))
+    np.testing.assert_array_equal(again[key], array[1:3, :, 4:11])
+
+
+def test_reads_in_a_forked_child_after_the_pool_started(tmp_path):
+    import multiprocessing
+
+    array = make_array(tmp_path, "v3-zstd", "<u2")
+    reader = direct(array)
+    expected = array[...]
+    np.testing.assert_array_equal(reader.read((slice(None),) * 3, expected.dtype), expected)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:  # the pool's threads are not in the child
+        got = pool.apply_async(_read_all, (array,)).get(timeout=60)
+    np.testing.assert_array_equal(got, expected)
+
+
+def _read_all(array: zarr.Array) -> np.ndarray:
+    return direct(array).read((slice(None),) * 3, np.dtype("<u2"))
