@@ -1,0 +1,118 @@
+"""The writer's fast paths give what the plain ones give.
+
+- the integer block mean (slabs of exact sums, integer rounding) against a float64 reshape
+  mean rounded half to even.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xarray_ome_zarr.multiscale import (
+    block_sums,
+    mean_kernel,
+    mean_slabs,
+    rounded_mean,
+    sum_dtype,
+)
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+INTEGERS = [np.bool_, np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32]
+
+
+# ---- the block mean -------------------------------------------------------------------------
+def reference_mean(x: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Block means the plain way: trailing pixels left out, float64 mean, half to even."""
+    x = x[tuple(slice(0, n - n % f) for n, f in zip(x.shape, factors, strict=True))]
+    shape = [s for n, f in zip(x.shape, factors, strict=True) for s in (n // f, f)]
+    mean = x.astype(np.float64).reshape(shape).mean(axis=tuple(range(1, 2 * x.ndim, 2)))
+    if x.dtype.kind == "b":
+        return mean >= 0.5
+    info = np.iinfo(x.dtype)
+    return np.clip(np.rint(mean), info.min, info.max).astype(x.dtype)
+
+
+def random_pixels(rng: np.random.Generator, dtype: Any, shape: tuple[int, ...], span: int):
+    """Pixels over the whole range of ``dtype``, or over ``span`` values (many ties)."""
+    if np.dtype(dtype).kind == "b":
+        return rng.integers(0, 2, shape).astype(bool)
+    info = np.iinfo(dtype)
+    low, high = (info.min, info.max) if span == 0 else (info.max - span, info.max)
+    return rng.integers(low, high, shape, dtype=dtype, endpoint=True)
+
+
+@st.composite
+def mean_cases(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...]]:
+    """An integer block (1 to 4 axes, odd sizes too) and factors from 1 to 4."""
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 13), min_size=ndim, max_size=ndim)))
+    factors = tuple(draw(st.integers(1, min(4, n))) for n in shape)
+    dtype = draw(st.sampled_from(INTEGERS))
+    span = draw(st.sampled_from([0, 1, 3]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return random_pixels(rng, dtype, shape, span), factors
+
+
+@SETTINGS
+@given(mean_cases())
+def test_the_integer_mean_is_the_rounded_float_mean(case):
+    x, factors = case
+    out = mean_kernel(x, factors)
+    expected = reference_mean(x, factors)
+    assert out.dtype == x.dtype and out.shape == expected.shape
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", INTEGERS)
+@pytest.mark.parametrize("factors", [(1, 2, 2, 2), (1, 3, 2, 4), (1, 4, 4, 4), (1, 1, 1, 1)])
+def test_the_integer_mean_of_a_large_block(dtype, factors):
+    """Blocks larger than a slab, of strided views too (dask blocks can be views)."""
+    rng = np.random.default_rng(3)
+    x = random_pixels(rng, dtype, (2, 26, 130, 260), 0)[:, 1:, 2:, 3:]
+    np.testing.assert_array_equal(mean_kernel(x, factors), reference_mean(x, factors))
+
+
+def test_ties_round_to_even_and_negative_sums_round_too():
+    x = np.array([[-3, -2, 1, 2, 5, 6, -1, 0]], dtype=np.int8)
+    np.testing.assert_array_equal(mean_kernel(x, (1, 2)), [[-2, 2, 6, 0]])  # -2.5, 1.5, 5.5, -0.5
+    x = np.array([[0, 1, 1, 1, 0, 0, 1, 1]], dtype=bool)
+    np.testing.assert_array_equal(mean_kernel(x, (1, 4)), [[True, True]])  # 0.75 and 0.5
+    full = np.full((4, 4), 65535, dtype=np.uint16)
+    assert mean_kernel(full, (4, 4))[0, 0] == 65535
+    lowest = np.full((2, 2), -(2**31), dtype=np.int32)
+    assert mean_kernel(lowest, (2, 2))[0, 0] == -(2**31)
+
+
+def test_sums_are_wide_enough():
+    assert sum_dtype(np.dtype(np.uint16), 64) == np.uint32
+    assert sum_dtype(np.dtype(np.int16), 64) == np.int32
+    assert sum_dtype(np.dtype(np.uint16), 2**16) == np.int64  # 65535 * 65536 + n: too big
+    assert sum_dtype(np.dtype(np.int32), 8) == np.int64
+    x = np.full((2**8, 2**8), 65535, dtype=np.uint16)
+    total = block_sums(x, (2**8, 2**8), sum_dtype(x.dtype, 2**16))
+    assert total[0, 0] == 65535 * 2**16
+
+
+@pytest.mark.parametrize("budget", [1, 100, 10_000, 2**30])
+@pytest.mark.parametrize("shape", [(3, 10, 14), (1, 1, 8), (9, 4, 6)])
+def test_slabs_cover_every_output_pixel_once(budget, shape):
+    factors = (1, 2, 2)
+    out_shape = tuple(n // f for n, f in zip(shape, factors, strict=True))
+    count = np.zeros(out_shape, dtype=int)
+    for source, target in mean_slabs(shape, factors, 4, budget):
+        count[target] += 1
+        sizes = [s.stop - s.start for s in source]
+        assert sizes == [(t.stop - t.start) * f for t, f in zip(target, factors, strict=True)]
+    np.testing.assert_array_equal(count, 1)
+
+
+def test_rounded_mean_of_other_counts_goes_through_floats():
+    total = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9], dtype=np.uint32)
+    out = np.empty(total.shape, dtype=np.uint16)
+    rounded_mean(total, 6, out)
+    np.testing.assert_array_equal(out, np.rint(total / 6).astype(np.uint16))
