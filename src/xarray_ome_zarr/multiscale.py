@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -436,6 +437,32 @@ def grown_chunks(
     return tuple(sizes)
 
 
+def numpy_pixels(level: xr.DataArray) -> np.ndarray | None:
+    """The level's pixels when they are a numpy array in memory, else ``None``."""
+    data = getattr(level.variable, "_data", None)  # not .data: it loads lazily opened arrays
+    return data if type(data) is np.ndarray else None
+
+
+def view_blocks(x: np.ndarray, chunks: Sequence[int]) -> da.Array:
+    """A dask array over views of ``x``: no copy and no hash of the pixels (which
+    ``dask.array.from_array`` makes). Only for a computation that ends before ``x`` changes."""
+    normal = da.core.normalize_chunks(tuple(chunks), x.shape, dtype=x.dtype)
+    name = f"numpy-views-{uuid.uuid4().hex}"
+    keys = itertools.product([name], *(range(len(c)) for c in normal))
+    graph = {key: x[s] for key, s in zip(keys, da.core.slices_from_chunks(normal), strict=True)}
+    return da.Array(graph, name, normal, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
+
+
+def chunked(level: xr.DataArray, chunks: Mapping[str, int], views: bool = False) -> xr.DataArray:
+    """``level`` as dask blocks of ``chunks``; with ``views``, numpy pixels are not copied
+    (see :func:`view_blocks`), for a write that ends before the caller gets them back."""
+    pixels = numpy_pixels(level) if views else None
+    if pixels is None:
+        return level.chunk(chunks)
+    sizes = tuple(chunks.get(str(d), n) for d, n in zip(level.dims, level.shape, strict=True))
+    return level.copy(deep=False, data=view_blocks(pixels, sizes))
+
+
 # ---- pyramid ------------------------------------------------------------------------------
 def downsample_level(
     level: xr.DataArray, factors: Sequence[int], method: str, types: Mapping[str, Any]
@@ -494,8 +521,14 @@ def pyramid(
     types: Mapping[str, Any],
     label: bool,
     chunks: Any = None,
+    *,
+    views: bool = False,
 ) -> tuple[list[xr.DataArray], str]:
-    """Every level of the pyramid of ``image`` (itself first) and the method used."""
+    """Every level of the pyramid of ``image`` (itself first) and the method used.
+
+    ``views`` (for the writer, which computes before it returns): numpy pixels are wrapped
+    as dask blocks without the copy and hash of ``DataArray.chunk``.
+    """
     dims = [str(d) for d in image.dims]
     steps = level_factors(scale_factors, dims, types)
     check_shapes(image.shape, dims, steps)
@@ -508,7 +541,7 @@ def pyramid(
     elif base.chunks is None:
         unit = default_chunks(dims, base.shape, types, base.dtype.itemsize)
         grown = grown_chunks(base.shape, unit, base.dtype.itemsize)
-        base = base.chunk(dict(zip(dims, grown, strict=True)))
+        base = chunked(base, dict(zip(dims, grown, strict=True)), views)
     target = {d: max(c) for d, c in zip(dims, base.chunks, strict=True)}
     levels = [base]
     for step in steps:

@@ -26,6 +26,7 @@ from .multiscale import (
     aligned_chunks,
     as_image_dataarray,
     axis_types,
+    chunked,
     coordinate_geometry,
     default_chunks,
     grown_chunks,
@@ -405,14 +406,15 @@ def _fill_value(encoding: Mapping[str, Any], dtype: np.dtype) -> Any:
 def _dask_data(level: xr.DataArray, unit: Sequence[int]) -> da.Array:
     """The level as a dask array whose blocks are whole write units (chunks or shards), so
     that no two tasks write the same chunk or shard; dask input keeps its blocks if they
-    already are."""
+    already are. Numpy pixels are not copied: the write ends before the caller gets them back.
+    """
     if level.chunks is not None:
         data = level.data
         if aligned_chunks(data.chunks, unit) == data.chunks:
             return data
         return data.rechunk(grown_chunks(data.shape, unit, data.dtype.itemsize))
     grown = grown_chunks(level.shape, unit, level.dtype.itemsize)
-    return level.chunk(dict(zip(level.dims, grown, strict=True))).data
+    return chunked(level, dict(zip(map(str, level.dims), grown, strict=True)), views=True).data
 
 
 def _array_attrs(level: xr.DataArray) -> dict[str, Any]:
@@ -503,7 +505,12 @@ class Planner:
                 _check_label(levels[0], where)
             try:
                 levels, ms_type = pyramid(
-                    levels[0], self.options.scale_factors, self.options.method, types, label
+                    levels[0],
+                    self.options.scale_factors,
+                    self.options.method,
+                    types,
+                    label,
+                    views=True,
                 )
             except OmeZarrError as err:
                 raise OmeZarrError(f"{where}: {err}") from None
@@ -604,7 +611,11 @@ def _relative(path: str, base: str) -> str:
 
 
 def make_plan(obj: Any, options: Options) -> Plan:
-    """Check the input and decide every group and array to write."""
+    """Check the input and decide every group and array to write.
+
+    The plan's dask arrays may be views of the input's numpy pixels: write it before the
+    caller gets control back.
+    """
     planner = Planner(options)
     if isinstance(obj, xr.DataTree):
         planner.tree(obj)

@@ -101,6 +101,22 @@ def test_a_cluster_writes_the_same_bytes(client, source, tmp_path, version, chun
     np.testing.assert_array_equal(tree["scale0"]["cells"].values, lazy(source)["cells"].values)
 
 
+def test_a_cluster_writes_numpy_pixels_the_same(client, tmp_path):
+    """In-memory pixels reach the workers as views of the caller's array (pickled with the
+    graph); empty chunks are left out on the workers as they are locally."""
+    data = np.zeros(SHAPE, dtype=np.uint16)
+    data[:, :4, :100, 50:] = np.random.default_rng(1).integers(1, 900, (2, 4, 100, 190))
+    image = xr.DataArray(data, dims=("c", "z", "y", "x"), name="cells")
+    kwargs = {"scale_factors": [2], "chunks": {"z": 4, "y": 64, "x": 64}}
+    with dask.config.set(scheduler="threads"):
+        xoz.to_ome_zarr(image, tmp_path / "local.ome.zarr", **kwargs)
+    xoz.to_ome_zarr(image, tmp_path / "cluster.ome.zarr", **kwargs)
+    local, cluster = files(tmp_path / "local.ome.zarr"), files(tmp_path / "cluster.ome.zarr")
+    assert cluster == local
+    level0 = [k for k in local if k.startswith("0/c/")]
+    assert 0 < len(level0) < 2 * 2 * 4 * 4  # the empty chunks are not there
+
+
 def test_an_object_store_written_by_the_cluster(client, source, tmp_path):
     """The set-up for a real cluster: every worker writes straight to S3 (moto here)."""
     kwargs = {"scale_factors": [2], "chunks": {"z": 4, "y": 128, "x": 128}, "consolidated": True}

@@ -1,28 +1,44 @@
 """The writer's fast paths give what the plain ones give.
 
 - the integer block mean (slabs of exact sums, integer rounding) against a float64 reshape
-  mean rounded half to even.
+  mean rounded half to even;
+- numpy pixels wrapped as views (no copy, no hash) by the writer only, never by
+  ``to_multiscale``, and never loading a lazily opened array.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import pytest
+import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import xarray_ome_zarr as xoz
 from xarray_ome_zarr.multiscale import (
     block_sums,
+    chunked,
     mean_kernel,
     mean_slabs,
+    numpy_pixels,
+    pyramid,
     rounded_mean,
     sum_dtype,
+    view_blocks,
 )
+from xarray_ome_zarr.writer import Options, make_plan
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INTEGERS = [np.bool_, np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32]
+SPACE3 = {"c": "channel", "z": "space", "y": "space", "x": "space"}
+
+
+def files(root) -> dict[str, bytes]:
+    """Every file below ``root`` by relative path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 # ---- the block mean -------------------------------------------------------------------------
@@ -116,3 +132,70 @@ def test_rounded_mean_of_other_counts_goes_through_floats():
     out = np.empty(total.shape, dtype=np.uint16)
     rounded_mean(total, 6, out)
     np.testing.assert_array_equal(out, np.rint(total / 6).astype(np.uint16))
+
+
+# ---- numpy pixels as views ------------------------------------------------------------------
+def image(shape=(2, 8, 64, 48), dtype=np.uint16) -> xr.DataArray:
+    data = np.random.default_rng(0).integers(0, 1000, shape, dtype=dtype)
+    return xr.DataArray(data, dims=("c", "z", "y", "x"), name="img")
+
+
+def blocks_of(array: da.Array) -> list[np.ndarray]:
+    return [array.blocks[i].compute() for i in np.ndindex(*array.numblocks)]
+
+
+def test_view_blocks_are_views_with_unique_names():
+    x = np.arange(7 * 10).reshape(7, 10)
+    a, b = view_blocks(x, (3, 4)), view_blocks(x, (3, 4))
+    assert a.name != b.name and a.chunks == ((3, 3, 1), (4, 4, 2))
+    graph = dict(a.__dask_graph__())
+    assert all(np.shares_memory(v, x) for v in graph.values())
+    np.testing.assert_array_equal(a.compute(), x)
+    assert a.dtype == x.dtype and isinstance(a._meta, np.ndarray)
+
+
+def test_only_the_writer_wraps_numpy_pixels_as_views():
+    level = image()
+    kwargs = {"scale_factors": [2], "method": None, "types": SPACE3, "label": False}
+    viewed, _ = pyramid(level, views=True, **kwargs)
+    copied, _ = pyramid(level, **kwargs)
+    pixels = level.values
+    assert all(np.shares_memory(v, pixels) for v in viewed[0].data.dask.values())
+    assert not any(np.shares_memory(b, pixels) for b in blocks_of(copied[0].data))
+    tree = xoz.to_multiscale(level, [2])
+    assert not any(np.shares_memory(b, pixels) for b in blocks_of(tree["scale0"]["img"].data))
+    for a, b in zip(viewed, copied, strict=True):
+        xr.testing.assert_identical(a.compute(), b.compute())
+
+
+def test_the_plan_views_numpy_levels_of_a_tree():
+    levels = [image(), image((2, 8, 32, 24))]
+    tree = xr.DataTree.from_dict({f"scale{i}": lv.to_dataset() for i, lv in enumerate(levels)})
+    tree.attrs = xoz.to_multiscale(levels[0], [2]).attrs
+    plan = make_plan(tree, Options("0.5"))
+    for array, level in zip(plan.arrays, levels, strict=True):
+        values = dict(array.data.__dask_graph__()).values()
+        assert all(np.shares_memory(v, level.values) for v in values)
+
+
+def test_chunked_copies_unless_asked_and_never_loads_a_lazy_array(tmp_path):
+    level = image()
+    assert numpy_pixels(level) is level.values
+    copied = chunked(level, {"z": 4})
+    assert copied.chunks == ((2,), (4, 4), (64,), (48,))
+    assert not np.shares_memory(copied.data.blocks[0, 0].compute(), level.values)
+    level.to_dataset().to_zarr(tmp_path / "lazy.zarr", zarr_format=3, consolidated=False)
+    lazy = xr.open_dataset(tmp_path / "lazy.zarr", engine="zarr", chunks=None, consolidated=False)
+    lazy = lazy["img"]
+    assert numpy_pixels(lazy) is None
+    assert not lazy.variable._in_memory
+    wrapped = chunked(lazy, {"z": 4}, views=True)
+    assert not lazy.variable._in_memory and wrapped.chunks[1] == (4, 4)
+    xr.testing.assert_identical(wrapped.compute(), level.to_dataset()["img"])
+
+
+def test_a_numpy_write_equals_a_dask_write(tmp_path):
+    level = image((2, 8, 130, 90)).assign_coords(z=np.arange(8) * 2.0)
+    xoz.to_ome_zarr(level, tmp_path / "numpy.ome.zarr", scale_factors=[2, 2])
+    xoz.to_ome_zarr(level.chunk({"z": 3}), tmp_path / "dask.ome.zarr", scale_factors=[2, 2])
+    assert files(tmp_path / "numpy.ome.zarr") == files(tmp_path / "dask.ome.zarr")
