@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import dask
 import dask.array as da
+import numpy as np
 import zarr
 from zarr.abc.store import Store
 
@@ -49,6 +50,7 @@ from .store import (
 
 __all__ = [
     "ArrayPlan",
+    "ChunkWriter",
     "LocalTarget",
     "OzxTarget",
     "Plan",
@@ -314,6 +316,7 @@ def _create_array(root: zarr.Group, plan: ArrayPlan, zarr_format: int) -> zarr.A
             chunks=plan.chunks,
             fill_value=plan.fill_value,
             attributes=plan.attributes,
+            config={"write_empty_chunks": True},
             **kwargs,
         )
     except (TypeError, ValueError) as err:
@@ -350,9 +353,58 @@ def pixel_writes(plan: Plan, root: zarr.Group) -> list[da.Array]:
     for path in sorted(plan.groups, key=lambda p: (p.count("/"), p)):
         if path:
             root.require_group(path)
-    targets = [_create_array(root, a, zarr_format) for a in plan.arrays]
+    targets = [ChunkWriter(_create_array(root, a, zarr_format)) for a in plan.arrays]
     stored = da.store([a.data for a in plan.arrays], targets, lock=False, compute=False)
     return list(stored) if isinstance(stored, Sequence) else [stored]
+
+
+class ChunkWriter:
+    """Writes blocks of whole chunks into a zarr array, checking for empty chunks only when
+    one can be empty.
+
+    zarr compares every chunk with the fill value before writing it, to leave all-fill
+    chunks out. Here the first pixel of every chunk (inner chunk when sharded) of a block
+    is looked at: when none is the fill value, no chunk can be all fill and the block is
+    written without zarr's check; otherwise zarr checks as usual. The store gets the same
+    bytes either way. Picklable, for dask.distributed.
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        self.unchecked = array.with_config({"write_empty_chunks": True})
+        self.checked = array.with_config({"write_empty_chunks": False})
+        self.chunks = tuple(array.chunks)
+        fill = array.fill_value
+        self.fill = None if fill is None else np.asarray(fill, dtype=array.dtype)
+
+    def __setitem__(self, key: Any, block: Any) -> None:
+        target = self.unchecked if self.no_empty_chunk(key, block) else self.checked
+        target[key] = block
+
+    def no_empty_chunk(self, key: Any, block: Any) -> bool:
+        """Whether no chunk that ``block``, written at ``key``, covers can be all fill."""
+        if self.fill is None or not isinstance(block, np.ndarray):
+            return False
+        if not _aligned(key, self.chunks):
+            return False
+        firsts = block[tuple(slice(0, None, c) for c in self.chunks)]
+        if self.fill.dtype.kind in "fc" and np.isnan(self.fill):
+            return not np.isnan(firsts).any()
+        return bool((firsts != self.fill).all())
+
+    def __dask_tokenize__(self) -> Any:
+        from dask.base import tokenize
+
+        return ("xoz-chunk-writer", tokenize(self.checked))
+
+
+def _aligned(key: Any, chunks: Sequence[int]) -> bool:
+    """Whether ``key`` is slices that start on the chunk grid, one per axis."""
+    if not isinstance(key, tuple) or len(key) != len(chunks):
+        return False
+    return all(
+        isinstance(s, slice) and s.step in (None, 1) and (s.start or 0) % c == 0
+        for s, c in zip(key, chunks, strict=True)
+    )
 
 
 def compute_writes(stored: list[da.Array], progress: bool) -> None:

@@ -3,17 +3,22 @@
 - the integer block mean (slabs of exact sums, integer rounding) against a float64 reshape
   mean rounded half to even;
 - numpy pixels wrapped as views (no copy, no hash) by the writer only, never by
-  ``to_multiscale``, and never loading a lazily opened array.
+  ``to_multiscale``, and never loading a lazily opened array;
+- :class:`ChunkWriter` skipping zarr's all-fill check only when no chunk can be all fill:
+  the same bytes (and the same missing chunks) as zarr's own check.
 """
 
 from __future__ import annotations
 
+import math
+import pickle
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +34,7 @@ from xarray_ome_zarr.multiscale import (
     sum_dtype,
     view_blocks,
 )
+from xarray_ome_zarr.targets import ChunkWriter
 from xarray_ome_zarr.writer import Options, make_plan
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -199,3 +205,98 @@ def test_a_numpy_write_equals_a_dask_write(tmp_path):
     xoz.to_ome_zarr(level, tmp_path / "numpy.ome.zarr", scale_factors=[2, 2])
     xoz.to_ome_zarr(level.chunk({"z": 3}), tmp_path / "dask.ome.zarr", scale_factors=[2, 2])
     assert files(tmp_path / "numpy.ome.zarr") == files(tmp_path / "dask.ome.zarr")
+
+
+# ---- ChunkWriter ----------------------------------------------------------------------------
+def write_both(
+    tmp_path, data: np.ndarray, blocks: tuple[int, ...], fmt: int = 3, **create: Any
+) -> tuple[dict[str, bytes], dict[str, bytes], ChunkWriter]:
+    """The files zarr writes itself (it checks every chunk), and through a ChunkWriter
+    (blocks of whole chunks or shards, as the writer's dask blocks are)."""
+    arrays = [
+        zarr.open_group(tmp_path / name, mode="w", zarr_format=fmt).create_array(
+            "a", shape=data.shape, dtype=data.dtype, **create
+        )
+        for name in ("zarr", "writer")
+    ]
+    arrays[0][...] = data
+    writer = ChunkWriter(arrays[1].with_config({"write_empty_chunks": True}))
+    da.store(da.from_array(data, chunks=blocks), writer, lock=False)
+    return files(tmp_path / "zarr"), files(tmp_path / "writer"), writer
+
+
+LAYOUTS = [
+    {"chunks": (4, 8, 8)},
+    {"chunks": (4, 8, 8), "shards": (4, 16, 16)},
+    {"chunks": (3, 5, 7)},
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("fill", [0, 7])
+def test_a_mostly_empty_label_image_keeps_its_missing_chunks(tmp_path, layout, fill):
+    data = np.full((8, 32, 32), fill, dtype=np.uint16)
+    data[1, 2:4, 3:5] = 9
+    data[5, 20, 30] = 3
+    unit = layout.get("shards", layout["chunks"])
+    blocks = tuple(2 * u for u in unit)
+    plain, written, _ = write_both(tmp_path, data, blocks, fill_value=fill, **layout)
+    assert written == plain
+    assert 1 < len([k for k in plain if "/c/" in k]) < 8
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_an_image_without_empty_chunks_writes_every_chunk(tmp_path, layout, fmt):
+    if fmt == 2 and "shards" in layout:
+        pytest.skip("no shards in zarr v2")
+    data = np.random.default_rng(0).integers(1, 5000, (8, 32, 32), dtype=np.uint16)
+    data[0, 0, 1] = 0  # not the first pixel of a chunk: cannot make a chunk empty
+    unit = layout.get("shards", layout["chunks"])
+    plain, written, writer = write_both(tmp_path, data, unit, fmt=fmt, **layout)
+    assert written == plain
+    chunks = layout["chunks"]
+    key = tuple(slice(0, n) for n in data.shape)
+    assert writer.no_empty_chunk(key, data)
+    expected = math.prod(-(-n // c) for n, c in zip(data.shape, unit, strict=True))
+    assert len([k for k in plain if k.split("/")[-1] not in ("zarr.json", ".zarray")]) >= expected
+    data[0, 0, 0] = 0
+    assert not writer.no_empty_chunk(key, data)
+    assert writer.chunks == chunks
+
+
+def test_nan_fill_values_count_as_fill(tmp_path):
+    data = np.random.default_rng(1).random((8, 32, 32)).astype(np.float32)
+    data[4:, 16:, :8] = np.nan  # one whole chunk of fill
+    plain, written, writer = write_both(
+        tmp_path, data, (8, 32, 32), chunks=(4, 16, 8), fill_value=np.nan
+    )
+    assert written == plain and len([k for k in plain if "/c/" in k]) == 15
+    key = tuple(slice(0, n) for n in data.shape)
+    assert not writer.no_empty_chunk(key, data)
+    data[...] = 1.0
+    assert writer.no_empty_chunk(key, data)
+    data[0, 0, 0] = 0.0
+    assert writer.no_empty_chunk(key, data)  # NaN is the fill value, not zero
+
+
+def test_blocks_off_the_chunk_grid_are_checked_by_zarr(tmp_path):
+    root = zarr.open_group(tmp_path / "g", mode="w")
+    array = root.create_array("a", shape=(8, 8), dtype="u2", chunks=(4, 4))
+    writer = ChunkWriter(array)
+    ones = np.ones((4, 4), dtype="u2")
+    assert writer.no_empty_chunk((slice(4, 8), slice(0, 4)), ones)
+    assert not writer.no_empty_chunk((slice(2, 6), slice(0, 4)), ones)
+    assert not writer.no_empty_chunk((slice(0, 4, 2), slice(0, 4)), ones)
+    assert not writer.no_empty_chunk(Ellipsis, ones)
+    writer[2:6, 0:4] = ones
+    np.testing.assert_array_equal(array[2:6, 0:4], ones)
+
+
+def test_a_chunk_writer_pickles_and_writes_after(tmp_path):
+    root = zarr.open_group(tmp_path / "g", mode="w")
+    array = root.create_array("a", shape=(8, 8), dtype="u2", chunks=(4, 4))
+    clone = pickle.loads(pickle.dumps(ChunkWriter(array)))
+    clone[0:4, 0:8] = np.full((4, 8), 5, dtype="u2")
+    np.testing.assert_array_equal(array[...], np.repeat([5, 0], 4)[:, None] * np.ones(8))
+    assert sorted(files(tmp_path / "g" / "a")) == ["c/0/0", "c/0/1", "zarr.json"]
