@@ -8,6 +8,7 @@ left to zarr (``DirectReader.of`` is ``None``), never read wrongly.
 from __future__ import annotations
 
 import itertools
+import math
 import pickle
 
 import numcodecs
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from zarr.codecs import (
     BloscCodec,
     BytesCodec,
@@ -213,3 +216,37 @@ def test_reads_only_the_chunks_a_selection_touches(tmp_path):
     )
     with pytest.raises(ChunkReadError):
         reader.read((slice(None),) * 3, np.dtype("<u2"))
+
+
+@st.composite
+def arrays_and_keys(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...], tuple, str]:
+    """A shape, a chunk shape, a key of ints and unit-step slices, and a zarr format."""
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim)))
+    chunks = tuple(draw(st.integers(1, n + 2)) for n in shape)
+    key = []
+    for n in shape:
+        if draw(st.booleans()):
+            key.append(draw(st.integers(-n, n - 1)))
+        else:
+            start = draw(st.none() | st.integers(-n - 2, n + 2))
+            stop = draw(st.none() | st.integers(-n - 2, n + 2))
+            key.append(slice(start, stop))
+    return shape, chunks, tuple(key), draw(st.sampled_from(["2", "3"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=arrays_and_keys())
+def test_any_basic_key_reads_as_zarr_reads_it(tmp_path_factory, case):
+    shape, chunks, key, zarr_format = case
+    folder = tmp_path_factory.mktemp("prop") / "a.zarr"
+    array = zarr.create_array(
+        folder, shape=shape, chunks=chunks, dtype="<i2", fill_value=-3, zarr_format=int(zarr_format)
+    )
+    values = np.arange(math.prod(shape), dtype="<i2").reshape(shape)
+    array[...] = np.where(values % 5 == 0, -3, values)  # some chunks may hold only the fill
+    reader = direct(zarr.open_array(folder, mode="r"))
+    got = reader.read(key, np.dtype("<i2"))
+    expected = array[key]
+    assert got is not None and got.shape == np.shape(expected)
+    np.testing.assert_array_equal(got, expected)
