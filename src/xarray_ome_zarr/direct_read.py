@@ -149,6 +149,8 @@ class DirectReader:
             data = (self.folder / key).read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as err:  # permissions, a directory in its place...
+            raise ChunkReadError(f"chunk {key!r}: {type(err).__name__}: {err}") from err
         try:
             chunk = self.decode(data)
             if chunk.shape != self.chunks:

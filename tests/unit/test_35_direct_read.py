@@ -250,3 +250,14 @@ def test_any_basic_key_reads_as_zarr_reads_it(tmp_path_factory, case):
     expected = array[key]
     assert got is not None and got.shape == np.shape(expected)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_an_unreadable_chunk_is_named(tmp_path):
+    array = make_array(tmp_path, "v2-zstd")
+    key = array.metadata.encode_chunk_key((0, 1, 2))
+    path = tmp_path / "v2-zstd.zarr" / key
+    path.unlink()
+    path.mkdir()  # a directory where the chunk file should be
+    wrapped = OmeZarrArray(array, "store 'x', node '/'")
+    with pytest.raises(OmeZarrError, match=r"store 'x'.*chunk '0\.1\.2'"):
+        xr.Variable(("z", "y", "x"), wrapped).values  # noqa: B018
