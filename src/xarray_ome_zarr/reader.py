@@ -162,6 +162,21 @@ class NodeReader:
             )
         raise OmeZarrError(f"{self.where(node)}: level must be an int or a path, got {level!r}")
 
+    def first_multiscale(self, meta: NodeMeta, node: str) -> Multiscale:
+        """The image's first multiscale, the one the spec says to read by default; a warning
+        names the others, which are neither read nor written back."""
+        first, *others = meta.multiscales
+        if others:
+            names = [m.name for m in others]
+            warnings.warn(
+                f"{self.where(node)}: the group holds {len(meta.multiscales)} multiscales; "
+                f"only the first ({first.name!r}) is read, and a rewrite keeps only it "
+                f"(not read: {names})",
+                OmeZarrWarning,
+                stacklevel=2,
+            )
+        return first
+
     def level_dataset(
         self,
         group: zarr.Group,
@@ -259,8 +274,9 @@ class NodeReader:
         """
         out = {"": xr.Dataset(attrs=group.attrs.asdict())}
         previous: tuple[int, ...] | None = None
+        multiscale = self.first_multiscale(meta, node)
         if members is None:
-            members = fetch_members(group, [lv.path for lv in meta.multiscales[0].levels])
+            members = fetch_members(group, [lv.path for lv in multiscale.levels])
         for i, member in enumerate(members):
             ds = self.level_dataset(group, meta, i, node, drop_variables, member)
             shape = tuple(ds.sizes[d] for d in ds.dims)
@@ -534,7 +550,7 @@ def open_ome_dataset(
                 f"{reader.where(node)}: is not a multiscale image ({_kind(meta)}); "
                 "pass group= to choose an image, or use xr.open_datatree"
             )
-        index = reader.level_index(meta.multiscales[0], level, node)
+        index = reader.level_index(reader.first_multiscale(meta, node), level, node)
         ds = reader.level_dataset(opened.group, meta, index, node, drop_variables)
         ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
     except BaseException:

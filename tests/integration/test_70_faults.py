@@ -557,6 +557,41 @@ def test_missing_chunk_reads_as_fill_value(version, tmp_path):
     assert validate(path, read_chunks=True) == []
 
 
+# ---- more than one multiscale ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_second_multiscale_is_named_in_a_warning(version, tmp_path):
+    """The spec: read the first multiscale by default. The others are not lost silently."""
+    import copy
+
+    import xarray_ome_zarr as xoz
+
+    path = tmp_path / "image.ome.zarr"
+    data = write_hand_image(path, version)
+
+    def add_second(doc: dict) -> None:
+        second = copy.deepcopy(doc["multiscales"][0])
+        second["name"] = "second"
+        doc["multiscales"].append(second)
+
+    _edit_ome(path, version, add_second)
+    with pytest.warns(OmeZarrWarning, match=r"2 multiscales.*not read: \['second'\]") as caught:
+        tree = xr.open_datatree(path, engine="ome-zarr")
+    assert len(caught) == 1 and str(path) in str(caught[0].message)
+    np.testing.assert_array_equal(tree["scale0"]["cells"].values, data)
+    with pytest.warns(OmeZarrWarning, match="second") as caught:
+        ds = xr.open_dataset(path, engine="ome-zarr", level=-1)
+    assert len(caught) == 1 and ds["cells"].ndim == data.ndim
+    copy_path = tmp_path / "copy.ome.zarr"
+    xoz.to_ome_zarr(tree, copy_path, version=version)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OmeZarrWarning)  # one multiscale now: no warning
+        again = xr.open_datatree(copy_path, engine="ome-zarr")
+    np.testing.assert_array_equal(again["scale0"]["cells"].values, data)
+    assert validate(copy_path) == []
+
+
 # ---- the transitional omero block ----------------------------------------------------------
 
 OMERO_FAULTS = {
