@@ -2,7 +2,7 @@
 """Benchmarks of xarray-ome-zarr against zarr-python, ngff-zarr and ome-zarr-py (issue 7).
 
     python benchmarks/run.py                 # the full run (about 8 minutes on 2 cores)
-    python benchmarks/run.py --quick         # a small image, fewer repeats (about 3 minutes)
+    python benchmarks/run.py --quick         # a small image, fewer repeats (about 2 minutes)
     python benchmarks/run.py --only read     # one group: read, chunks, fresh, http, write, lazy
 
 Every figure is a ratio measured side by side in this run: each measurement runs in its own
