@@ -43,19 +43,17 @@ class OmeZarrArray(BackendArray):
         except (IndexError, MemoryError, KeyboardInterrupt):
             raise
         except Exception as err:
-            raise OmeZarrError(
-                f"{self._where}: cannot read array {self._array.path!r} "
-                f"({type(err).__name__}: {err})"
-            ) from err
+            raise self._failure(f"{type(err).__name__}: {err}") from err
+
+    def _failure(self, detail: str) -> OmeZarrError:
+        return OmeZarrError(f"{self._where}: cannot read array {self._array.path!r} ({detail})")
 
     def _basic(self, key: tuple) -> np.ndarray:
         if self._direct is not None:
             try:
                 values = self._direct.read(key, self.dtype)
             except ChunkReadError as err:
-                raise OmeZarrError(
-                    f"{self._where}: cannot read array {self._array.path!r} ({err})"
-                ) from err
+                raise self._failure(str(err)) from err
             if values is not None:
                 return values
         return self._read(None, key)

@@ -13,6 +13,7 @@ Anything else, or a selection with a step, goes through zarr as before
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -147,17 +148,13 @@ class DirectReader:
         """The decoded chunk at ``coords``, or ``None`` when its file does not exist."""
         key = self.chunk_key(coords)
         try:
-            data = (self.folder / key).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as err:  # permissions, a directory in its place...
-            raise ChunkReadError(f"chunk {key!r}: {type(err).__name__}: {err}") from err
-        try:
-            chunk = self.decode(data)
+            chunk = self.decode((self.folder / key).read_bytes())
             if chunk.shape != self.chunks:
                 raise ValueError(f"decoded to shape {chunk.shape}, not {self.chunks}")
             return chunk
-        except Exception as err:  # any codec failure, named by its chunk
+        except FileNotFoundError:
+            return None
+        except Exception as err:  # unreadable file, any codec failure: named by its chunk
             raise ChunkReadError(f"chunk {key!r}: {type(err).__name__}: {err}") from err
 
     def read(self, key: tuple[Any, ...], dtype: np.dtype) -> np.ndarray | None:
@@ -165,7 +162,6 @@ class DirectReader:
         bounds = _bounds(key, self.shape)
         if bounds is None:
             return None
-        starts = [b[0] for b in bounds]
         out = np.empty(tuple(stop - start for start, stop in bounds), dtype=dtype)
         if out.size:
             grid = [
@@ -174,9 +170,7 @@ class DirectReader:
             ]
             tiles = list(itertools.product(*grid))
 
-            def copy(coords: tuple[int, ...]) -> None:
-                self._copy_into(out, starts, bounds, coords)
-
+            copy = functools.partial(self._copy_into, out, bounds)
             if len(tiles) == 1:
                 copy(tiles[0])
             else:
@@ -188,14 +182,14 @@ class DirectReader:
     def _copy_into(
         self,
         out: np.ndarray,
-        starts: Sequence[int],
         bounds: Sequence[tuple[int, int]],
         coords: tuple[int, ...],
     ) -> None:
+        """Read the chunk at ``coords`` into its part of ``out`` (the selection ``bounds``)."""
         target, source = [], []
-        for (start, stop), c, i, first in zip(bounds, self.chunks, coords, starts, strict=True):
+        for (start, stop), c, i in zip(bounds, self.chunks, coords, strict=True):
             lo, hi = max(start, i * c), min(stop, (i + 1) * c)
-            target.append(slice(lo - first, hi - first))
+            target.append(slice(lo - start, hi - start))
             source.append(slice(lo - i * c, hi - i * c))
         chunk = self.read_chunk(coords)
         out[tuple(target)] = self.fill if chunk is None else chunk[tuple(source)]
