@@ -210,9 +210,7 @@ def rounded_mean(total: np.ndarray, n: int, out: np.ndarray) -> None:
     When ``n`` is a power of two, integer shifts give the same result as float64 division,
     :func:`numpy.rint` and clipping (the quotient is exact; a mean is always in range).
     """
-    if out.dtype.kind == "b":
-        np.greater_equal(total, -(-n // 2), out=out)  # mean >= 0.5
-    elif n & (n - 1) == 0:
+    if out.dtype.kind in "iu" and n & (n - 1) == 0:
         k = n.bit_length() - 1
         rounded = total >> k
         rounded &= 1  # odd quotient: a tie rounds up, to the even one
@@ -221,11 +219,7 @@ def rounded_mean(total: np.ndarray, n: int, out: np.ndarray) -> None:
         rounded >>= k
         out[...] = rounded
     else:
-        mean = total / n
-        np.rint(mean, out=mean)
-        info = np.iinfo(out.dtype)
-        np.clip(mean, info.min, info.max, out=mean)
-        out[...] = mean
+        out[...] = cast_like(total / n, out.dtype)
 
 
 def mean_slabs(
