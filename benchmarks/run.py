@@ -261,26 +261,24 @@ def ratio_row(
 
 
 # ---- the groups --------------------------------------------------------------------------
-def bench_read(data: dict, n: int) -> Samples:
-    s = Samples("read")
-    for _, order in rounds(["zarr", "ours", "ngff", "omezarr", "xrzarr"], n):
+def _bench_reads(group: str, contenders: list[str], data: dict, n: int) -> Samples:
+    """Steady-state reads of level 0 by ``contenders``, ``n`` alternating rounds."""
+    s = Samples(group)
+    for _, order in rounds(contenders, n):
         for who in order:
             s.add(
                 who,
                 run_worker({"mode": "read", "who": who, "path": data["source"], "reads": READS}),
             )
     return s
+
+
+def bench_read(data: dict, n: int) -> Samples:
+    return _bench_reads("read", ["zarr", "ours", "ngff", "omezarr", "xrzarr"], data, n)
 
 
 def bench_chunks(data: dict, n: int) -> Samples:
-    s = Samples("chunks")
-    for _, order in rounds(["zarr", "ours_dask"], n):
-        for who in order:
-            s.add(
-                who,
-                run_worker({"mode": "read", "who": who, "path": data["source"], "reads": READS}),
-            )
-    return s
+    return _bench_reads("chunks", ["zarr", "ours_dask"], data, n)
 
 
 def bench_fresh(data: dict, n: int) -> Samples:

@@ -298,18 +298,19 @@ def patched_env(values: dict[str, str | None]) -> Iterator[None]:
     """Set (or, for ``None``, remove) environment variables inside the block only."""
     before = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_env(values)
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_env(before)
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    """Set each variable, or remove it where the value is ``None``."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @contextlib.contextmanager
