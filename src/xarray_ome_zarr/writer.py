@@ -706,7 +706,7 @@ def to_ome_zarr(
     try:
         plan = make_plan(obj, options)
     except OmeZarrError as err:
-        raise OmeZarrError(f"store {target.name!r}, {err}") from None
+        raise err.in_store(target.name) from None
     write_to(target, plan, progress=progress, consolidated=consolidated)
 
 
