@@ -40,6 +40,8 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
 
     ``xr.open_dataset(path, engine="ome-zarr", level=0, group=None)`` opens one resolution
     level; ``xr.open_datatree(path, engine="ome-zarr")`` opens the whole hierarchy.
+    xarray's CF decoding keywords (``decode_times``, ``mask_and_scale``...) are accepted and
+    change nothing: nothing in OME-Zarr is CF-encoded.
     """
 
     description = "Open OME-Zarr (OME-NGFF) images with physical coordinates"
@@ -52,6 +54,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         "group",
         "storage_options",
         "validate",
+        "consolidated",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -78,8 +81,18 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
+        consolidated: bool | None = None,
+        mask_and_scale: Any = None,
+        decode_times: Any = None,
+        decode_timedelta: Any = None,
+        use_cftime: Any = None,
+        concat_characters: Any = None,
+        decode_coords: Any = None,
     ) -> Dataset:
-        """Open one resolution level of an image; see ``reader.open_ome_dataset``."""
+        """Open one resolution level of an image; see ``reader.open_ome_dataset``.
+
+        The CF decoding keywords change nothing (nothing in OME-Zarr is CF-encoded).
+        """
         from .reader import open_ome_dataset
 
         return open_ome_dataset(
@@ -89,6 +102,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
             drop_variables=_drop_list(drop_variables),
             validate=validate,
+            consolidated=consolidated,
         )
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -99,6 +113,13 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
+        consolidated: bool | None = None,
+        mask_and_scale: Any = None,
+        decode_times: Any = None,
+        decode_timedelta: Any = None,
+        use_cftime: Any = None,
+        concat_characters: Any = None,
+        decode_coords: Any = None,
     ) -> dict[str, Dataset]:
         """Every OME node of the hierarchy; see ``reader.open_ome_groups``."""
         from .reader import open_ome_groups
@@ -109,6 +130,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
             drop_variables=_drop_list(drop_variables),
             validate=validate,
+            consolidated=consolidated,
         )
 
     def open_datatree(  # type: ignore[override]
@@ -119,6 +141,13 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
+        consolidated: bool | None = None,
+        mask_and_scale: Any = None,
+        decode_times: Any = None,
+        decode_timedelta: Any = None,
+        use_cftime: Any = None,
+        concat_characters: Any = None,
+        decode_coords: Any = None,
     ) -> DataTree:
         """The whole hierarchy as a DataTree (images, labels, plates, collections)."""
         groups = self.open_groups_as_dict(
@@ -127,5 +156,6 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             group=group,
             storage_options=storage_options,
             validate=validate,
+            consolidated=consolidated,
         )
         return datatree_from_dict_with_io_cleanup(groups)

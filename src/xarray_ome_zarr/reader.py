@@ -225,7 +225,9 @@ class NodeReader:
             meta, index, array.shape, node, first=len(multiscale.axes) - len(axes)
         )
         ds_attrs = {PATH_ATTR: level.path}
-        if name in set(drop_variables):
+        dropped = set(drop_variables)
+        coords = {k: v for k, v in coords.items() if k not in dropped}
+        if name in dropped:
             return xr.Dataset(coords=coords, attrs=ds_attrs)
         data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node)))
         var_attrs = {k: v for k, v in array.attrs.asdict().items() if k != "_ARRAY_DIMENSIONS"}
@@ -533,6 +535,7 @@ def open_ome_dataset(
     storage_options: dict[str, Any] | None = None,
     drop_variables: Iterable[str] = (),
     validate: bool = True,
+    consolidated: bool | None = None,
 ) -> xr.Dataset:
     """Open one resolution level of the OME-Zarr image at ``store``/``group``.
 
@@ -540,7 +543,9 @@ def open_ome_dataset(
     dataset path under ``ome_dataset_path``. See ``xarray.open_dataset`` with
     ``engine="ome-zarr"`` for chunking.
     """
-    opened = open_root(store, group=group, storage_options=storage_options)
+    opened = open_root(
+        store, group=group, storage_options=storage_options, consolidated=consolidated
+    )
     try:
         reader = NodeReader(opened.name, validate=validate)
         node = (group or "").strip("/")
@@ -567,9 +572,12 @@ def open_ome_groups(
     storage_options: dict[str, Any] | None = None,
     drop_variables: Iterable[str] = (),
     validate: bool = True,
+    consolidated: bool | None = None,
 ) -> dict[str, xr.Dataset]:
     """Every OME node at and below ``store``/``group``, as ``{"/path": Dataset}``."""
-    opened = open_root(store, group=group, storage_options=storage_options)
+    opened = open_root(
+        store, group=group, storage_options=storage_options, consolidated=consolidated
+    )
     try:
         reader = NodeReader(opened.name, validate=validate)
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
