@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .accessor import AxisGeometry, ImageLevel, image_level
 from .errors import OmeZarrError
+from .layout import TYPE_BY_NAME, AxisGeometry, ImageLevel, image_level, variable_name
 
-#: The axis type spatial-image gives each of the axis names it knows.
-SPATIAL_IMAGE_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
-#: spatial-image's name for an image with none.
-DEFAULT_NAME = "image"
+#: The axis type spatial-image gives each of the axis names it knows: the names OME-Zarr
+#: implies types for, with the same types.
+SPATIAL_IMAGE_TYPES = TYPE_BY_NAME
 
 
 def to_spatial_image(
@@ -96,7 +95,7 @@ def spatial_image_kwargs(image: ImageLevel, axes: list[AxisGeometry]) -> dict[st
         "dims": tuple(axis.name for axis in axes),
         "scale": {a.name: a.scale for a in axes if a.type == "space"},
         "translation": {a.name: a.translation for a in axes if a.type == "space"},
-        "name": array.name if isinstance(array.name, str) and array.name else DEFAULT_NAME,
+        "name": variable_name(array.name),
         "axis_units": {a.name: a.unit for a in axes if a.unit} or None,
         "axis_names": _long_names(array) or None,
     }

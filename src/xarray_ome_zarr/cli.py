@@ -14,6 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import OmeZarrError
+from .layout import (
+    PATH_ATTR,
+    SCALE_ATTR,
+    UNITS_ATTR,
+    axis_type,
+    level_names,
+    ome_document,
+    stored_axes,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -21,8 +30,6 @@ if TYPE_CHECKING:
 PROG = "xarray-ome-zarr"
 #: Exit statuses.
 OK, INVALID, FAILED, INTERNAL = 0, 1, 2, 3
-#: Children of an image node that are its resolution levels.
-_LEVEL_PREFIX = "scale"
 
 
 class CliError(Exception):
@@ -207,7 +214,7 @@ def describe(tree: xr.DataTree) -> Iterator[str]:
 
 
 def _describe_node(node: xr.DataTree) -> Iterator[str]:
-    version, document = _ome_document(node.attrs)
+    version, document = ome_document(node.attrs)
     path = node.path
     if _is_image(node):
         yield from _describe_image(node, version, document)
@@ -219,34 +226,16 @@ def _describe_node(node: xr.DataTree) -> Iterator[str]:
         series = [name for name, child in node.children.items() if _is_image(child)]
         yield f"{path}: bioformats2raw collection, {_count(len(series), 'series', 'series')}"
     for name, child in node.children.items():
-        if not (_is_image(node) and _is_level(name)):
+        if not (_is_image(node) and name in level_names(node)):
             yield from _describe_node(child)
 
 
-def _ome_document(attrs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
-    """(version, OME document) of a node's attrs, 0.5 (``ome``) or earlier."""
-    ome = attrs.get("ome")
-    if isinstance(ome, Mapping):
-        return ome.get("version"), ome
-    for block in ("multiscales", "plate", "well", "image-label"):
-        value = attrs.get(block)
-        value = value[0] if isinstance(value, list) and value else value
-        if isinstance(value, Mapping) and isinstance(value.get("version"), str):
-            return value["version"], attrs
-    return None, attrs
-
-
-def _is_level(name: str) -> bool:
-    return name.startswith(_LEVEL_PREFIX) and name[len(_LEVEL_PREFIX) :].isdigit()
-
-
 def _is_image(node: xr.DataTree) -> bool:
-    return f"{_LEVEL_PREFIX}0" in node.children
+    return bool(level_names(node))
 
 
 def _levels(node: xr.DataTree) -> list[tuple[str, xr.Dataset]]:
-    levels = [(name, child.to_dataset()) for name, child in node.children.items()]
-    return [(name, ds) for name, ds in levels if _is_level(name)]
+    return [(name, node[name].to_dataset()) for name in level_names(node)]
 
 
 def _describe_image(
@@ -261,7 +250,7 @@ def _describe_image(
     levels = _levels(node)
     first = levels[0][1]
     var = _variable(first)
-    axes = _axes(first, var.dims if var is not None else tuple(first.dims), multiscale)
+    axes = _axes(first, var.dims if var is not None else tuple(first.dims), node.attrs)
     spatial = [a for a in axes if a[1] in ("space", "time")]
     rows = [("axes", ", ".join(_axis_text(a) for a in axes))]
     channel = next((a[0] for a in axes if a[1] == "channel"), None)
@@ -281,18 +270,17 @@ def _variable(ds: xr.Dataset) -> xr.DataArray | None:
 
 
 def _axes(
-    ds: xr.Dataset, dims: Sequence[Any], multiscale: Any
+    ds: xr.Dataset, dims: Sequence[Any], attrs: Mapping[str, Any]
 ) -> list[tuple[str, str, str | None]]:
     """(name, type, unit) of each dim, from the coordinates, else from the metadata."""
-    raw = multiscale.get("axes") if isinstance(multiscale, Mapping) else None
-    by_name = {a.get("name"): a for a in raw if isinstance(a, Mapping)} if raw else {}
+    stored = stored_axes(attrs)
     out = []
-    for dim in dims:
+    for dim in map(str, dims):
         coord = ds.coords.get(dim)
-        meta = by_name.get(dim, {})
-        attrs = coord.attrs if coord is not None else {}
-        kind = attrs.get("axis_type") or meta.get("type") or ("channel" if dim == "c" else "-")
-        out.append((str(dim), str(kind), attrs.get("units") or meta.get("unit")))
+        coord_attrs = coord.attrs if coord is not None else {}
+        kind = axis_type(dim, coord_attrs, stored) or "-"
+        unit = coord_attrs.get(UNITS_ATTR) or (stored[dim].unit if dim in stored else None)
+        out.append((dim, kind, unit))
     return out
 
 
@@ -317,7 +305,7 @@ def _level_rows(levels: list[tuple[str, xr.Dataset]], spatial: list[str]) -> lis
         rows.append(
             (
                 name,
-                str(ds.attrs.get("ome_dataset_path", "-")),
+                str(ds.attrs.get(PATH_ATTR, "-")),
                 _shape(var.shape),
                 str(var.dtype),
                 _shape(var.encoding.get("chunks")),
@@ -333,7 +321,7 @@ def _scale_of(ds: xr.Dataset, dim: str) -> str:
     coord = ds.coords.get(dim)
     if coord is None:
         return "-"
-    scale = coord.attrs.get("scale")
+    scale = coord.attrs.get(SCALE_ATTR)
     if scale is None and coord.size > 1:
         scale = float(coord.values[1] - coord.values[0])
     return _number(scale) if scale is not None else "-"

@@ -23,17 +23,21 @@ import numpy as np
 import xarray as xr
 
 from .errors import OmeZarrError
+from .layout import (
+    PATH_ATTR,
+    SCALE_ATTR,
+    TYPE_ATTR,
+    axes_by_name,
+    axis_types,
+    coordinate_geometry,
+    variable_name,
+)
 from .ngff.emit import OME_KEYS, SourceDocument, split_source, stored_multiscale
-from .ngff.model import TYPE_BY_NAME, Multiscale
-from .transforms import coordinate_values, downsampled, scale_translation
+from .ngff.model import Multiscale
+from .transforms import coordinate_values, downsampled
 
 #: Downsampling methods, by name.
 METHODS = ("mean", "nearest", "mode", "gaussian")
-#: Coordinate attributes the reader sets and the writer reads (see reader.py).
-TYPE_ATTR = "axis_type"
-SCALE_ATTR = "scale"
-PATH_ATTR = "ome_dataset_path"
-DEFAULT_NAME = "image"
 #: Gaussian kernels are cut at this many standard deviations (as scipy.ndimage does).
 TRUNCATE = 4.0
 #: Largest chunk the default chunking makes, in bytes.
@@ -47,26 +51,6 @@ FactorsLike = Sequence[int | Mapping[str, int]]
 
 
 # ---- axes --------------------------------------------------------------------------------
-def axis_type(name: str, attrs: Mapping[str, Any], stored: Multiscale | None) -> str | None:
-    """An axis's type: the coordinate's ``axis_type``, else the stored axes, else its name."""
-    declared = attrs.get(TYPE_ATTR)
-    if isinstance(declared, str) and declared:
-        return declared
-    if stored is not None:
-        for axis in stored.axes:
-            if axis.name == name:
-                return axis.type
-    return TYPE_BY_NAME.get(name)
-
-
-def axis_types(obj: xr.DataArray | xr.Dataset, stored: Multiscale | None) -> dict[str, Any]:
-    """The type of every dimension of ``obj`` (``None`` for custom axes)."""
-    return {
-        str(d): axis_type(str(d), obj.coords[d].attrs if d in obj.coords else {}, stored)
-        for d in obj.dims
-    }
-
-
 def split_dataarray_attrs(attrs: Mapping[str, Any]) -> tuple[dict, dict]:
     """(group attrs, array attrs) of a DataArray: OME group attributes when it carries them."""
     if "ome" in attrs or "multiscales" in attrs or any(k in attrs for k in OME_KEYS):
@@ -88,25 +72,6 @@ def is_label_source(source: SourceDocument) -> bool:
 
 
 # ---- geometry ----------------------------------------------------------------------------
-def coordinate_geometry(coord: xr.DataArray | None, name: str) -> tuple[float, float] | None:
-    """(scale, translation) read off a numeric 1-D coordinate, or ``None`` without one."""
-    if coord is None or coord.ndim != 1:
-        return None
-    if coord.dtype.kind in "mM":
-        raise OmeZarrError(
-            f"axis {name!r}: datetime coordinates cannot be stored; use numbers in a unit"
-        )
-    if coord.dtype.kind not in "iuf":
-        return None
-    fallback = coord.attrs.get(SCALE_ATTR)
-    fallback = float(fallback) if _is_number(fallback) and fallback != 0 else None
-    return scale_translation(np.asarray(coord.values), fallback, name=name)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-
 def level_factors(
     scale_factors: FactorsLike, dims: Sequence[str], types: Mapping[str, Any]
 ) -> list[tuple[int, ...]]:
@@ -472,7 +437,7 @@ def downsample_level(
             if coord is not None:
                 coords[dim] = coord.variable.copy(deep=False)
             continue
-        step, first = coordinate_geometry(coord, dim) or (1.0, 0.0)
+        step, first = coordinate_geometry(level, dim, types.get(dim)) or (1.0, 0.0)
         scale, translation = downsampled(step, first + (level.sizes[dim] % f) * step, f)
         attrs = copy.deepcopy(dict(coord.attrs)) if coord is not None else {}
         attrs.setdefault(TYPE_ATTR, types.get(dim))
@@ -574,11 +539,6 @@ def as_image_dataarray(image: xr.DataArray | xr.Dataset) -> tuple[xr.DataArray, 
     return image.copy(deep=False).assign_attrs(array_attrs) if group_attrs else image, group_attrs
 
 
-def variable_name(name: Any) -> str:
-    """The data variable's name: ``name`` when usable, else ``image``."""
-    return name if isinstance(name, str) and name and "/" not in name else DEFAULT_NAME
-
-
 def to_multiscale(
     image: xr.DataArray | xr.Dataset,
     scale_factors: FactorsLike,
@@ -615,7 +575,7 @@ def to_multiscale(
 
     array, group_attrs = as_image_dataarray(image)
     source, stored = source_of(group_attrs)
-    types = axis_types(array, stored)
+    types = axis_types(array, axes_by_name(stored))
     label = is_label_source(source)
     levels, used = pyramid(array, scale_factors, method, types, label, chunks)
     name = variable_name(array.name)

@@ -19,19 +19,11 @@ from xarray.core import indexing
 
 from .array import OmeZarrArray
 from .errors import OmeZarrError, OmeZarrWarning
+from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .ngff.model import Multiscale, NodeMeta
 from .ngff.parse import parse_node
 from .store import open_root
 from .transforms import coordinate_values, level_geometry
-
-#: Level Dataset attribute that records the level's dataset path on disk.
-PATH_ATTR = "ome_dataset_path"
-#: Coordinate attribute holding the axis type.
-TYPE_ATTR = "axis_type"
-#: Coordinate attribute holding the scale, for axes of length 1 where values cannot tell.
-SCALE_ATTR = "scale"
-#: Default name of the data variable when the multiscale has no usable name.
-DEFAULT_NAME = "image"
 
 
 def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
@@ -220,7 +212,7 @@ class NodeReader:
                 f"{self.where(node)}: {key}: label image {level.path!r} has dtype "
                 f"{array.dtype}; labels must be integers"
             )
-        name = variable_name(multiscale)
+        name = variable_name(multiscale.name)
         coords = self.coordinates(
             meta, index, array.shape, node, first=len(multiscale.axes) - len(axes)
         )
@@ -250,7 +242,7 @@ class NodeReader:
             if axis.is_spatial:
                 attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: float(s)}
                 if axis.unit:
-                    attrs["units"] = axis.unit
+                    attrs[UNITS_ATTR] = axis.unit
                 coords[axis.name] = _numpy_variable(
                     axis.name, coordinate_values(size, float(s), float(t)), attrs
                 )
@@ -462,14 +454,6 @@ def _numpy_variable(dim: str, values: np.ndarray, attrs: dict[str, Any]) -> xr.V
     with it scipy): half a second of a fresh process's open that ``.values`` never needs.
     """
     return xr.Variable((dim,), values, attrs, fastpath=True)
-
-
-def variable_name(multiscale: Multiscale) -> str:
-    """The data variable's name: the multiscale's ``name`` where usable, else ``image``."""
-    name = multiscale.name
-    if isinstance(name, str) and name and "/" not in name:
-        return name
-    return DEFAULT_NAME
 
 
 def channel_labels(document: Mapping[str, Any], size: int, where: str) -> list[str] | None:

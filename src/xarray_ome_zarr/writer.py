@@ -9,7 +9,6 @@ image; a local directory or ``.ozx`` file is staged beside the target and moved 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,21 +19,29 @@ import xarray as xr
 import zarr
 
 from .errors import OmeZarrError
-from .multiscale import (
+from .layout import (
     PATH_ATTR,
-    SCALE_ATTR,
+    attr_scale,
+    axes_by_name,
+    axis_types,
+    axis_unit,
+    coordinate,
+    coordinate_geometry,
+    level_number,
+    one_pixel_scale,
+    single_array,
+    variable_name,
+)
+from .multiscale import (
     aligned_chunks,
     as_image_dataarray,
-    axis_types,
     chunked,
-    coordinate_geometry,
     default_chunks,
     grown_chunks,
     is_label_source,
     method_metadata,
     pyramid,
     source_of,
-    variable_name,
 )
 from .ngff.emit import (
     check_axes,
@@ -43,7 +50,6 @@ from .ngff.emit import (
     dataset_json,
     group_attributes,
     multiscale_json,
-    normalize_unit,
     omero_for_channels,
     present_entries,
     split_source,
@@ -52,9 +58,7 @@ from .ngff.emit import (
 from .ngff.model import Axis, Multiscale
 from .ngff.parse import parse_node
 from .targets import ArrayPlan, Plan, make_target, write_to
-from .transforms import block_factor, level_geometry, tidy
-
-LEVEL_NAME = re.compile(r"scale(\d+)")
+from .transforms import level_geometry, tidy
 
 
 # ---- the plan: everything decided before the store is touched ----------------------------
@@ -109,19 +113,6 @@ def _stored_geometry(
     return {a.name: (float(s), float(t)) for a, s, t in pairs}
 
 
-def _infer_scale(
-    translation: float, size: int, previous: tuple[float, float, int] | None
-) -> float | None:
-    """The scale of a length-1 axis of a lower level, from the level before it."""
-    if previous is None:
-        return None
-    s_prev, t_prev, n_prev = previous
-    factor = block_factor((translation - t_prev) / s_prev, n_prev)
-    if factor >= 1 and factor == round(factor):
-        return factor * s_prev
-    return s_prev * n_prev / size
-
-
 def axis_geometry(
     level: xr.DataArray,
     dim: str,
@@ -129,26 +120,20 @@ def axis_geometry(
     stored: Mapping[str, tuple[float, float]],
     previous: tuple[float, float, int] | None,
 ) -> tuple[float, float]:
-    """(scale, translation) of one axis of one level: coordinates first, then stored."""
-    coord = level.coords.get(dim)
-    if kind != "channel":
-        geometry = coordinate_geometry(coord, dim)
-        if geometry is not None:
-            if level.sizes[dim] == 1 and not _has_scale_attr(coord):
-                fallback = stored.get(dim, (None, 0))[0]
-                fallback = fallback or _infer_scale(geometry[1], 1, previous)
-                return (fallback or geometry[0], geometry[1])
-            return geometry
-        if kind in ("space", "time") and coord is not None:
-            raise OmeZarrError(
-                f"axis {dim!r}: a {kind} coordinate must be numeric, got dtype {coord.dtype}"
-            )
-    return stored.get(dim, (1.0, 0.0))
+    """(scale, translation) of one axis of one level: coordinates first, then stored.
 
-
-def _has_scale_attr(coord: xr.DataArray | None) -> bool:
-    value = None if coord is None else coord.attrs.get(SCALE_ATTR)
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    A length-1 axis without a ``scale`` attribute takes the stored scale, else the one
+    inferred from ``previous``, the (scale, translation, size) of the level before.
+    """
+    geometry = coordinate_geometry(level, dim, kind)
+    if geometry is None:
+        return stored.get(dim, (1.0, 0.0))
+    if level.sizes[dim] == 1 and attr_scale(coordinate(level, dim)) is None:
+        fallback = stored.get(dim, (None, 0))[0]
+        if not fallback and previous is not None:
+            fallback = one_pixel_scale(geometry[1], *previous)
+        return (fallback or geometry[0], geometry[1])
+    return geometry
 
 
 def _check_levels(levels: Sequence[xr.DataArray], where: str) -> tuple[str, ...]:
@@ -172,11 +157,8 @@ def _axes(level: xr.DataArray, types: Mapping[str, Any], stored: Multiscale | No
     by_name = {a.name: a for a in stored.axes} if stored is not None else {}
     axes = []
     for dim in (str(d) for d in level.dims):
-        coord = level.coords.get(dim)
-        unit = normalize_unit(coord.attrs.get("units")) if coord is not None else None
         kept = by_name.get(dim)
-        if unit is None and kept is not None:
-            unit = kept.unit
+        unit = axis_unit(coordinate(level, dim), kept)
         extra = dict(kept.extra) if kept is not None else {}
         axes.append(Axis(dim, types.get(dim), unit, extra))
     return axes
@@ -256,7 +238,7 @@ def image_attributes(
         paths = [lv.attrs.get(PATH_ATTR) if isinstance(lv, xr.Dataset) else None for lv in levels]
     dims = _check_levels(arrays, where)
     source, stored = source_of(attrs, where)
-    types = axis_types(arrays[0], stored)
+    types = axis_types(arrays[0], axes_by_name(stored))
     axes = _axes(arrays[0], types, stored)
     check_axes(axes, where)
     written = level_paths(paths)
@@ -293,12 +275,7 @@ def image_attributes(
 
 
 def _level_array(level: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:
-    if isinstance(level, xr.DataArray):
-        return level
-    names = list(level.data_vars)
-    if len(names) != 1:
-        raise OmeZarrError(f"{where}: a level needs exactly one data variable, got {names}")
-    return level[names[0]]
+    return level if isinstance(level, xr.DataArray) else single_array(level, where)
 
 
 def _check_label(level: xr.DataArray, where: str) -> None:
@@ -446,9 +423,9 @@ def _join(*parts: str) -> str:
 def _level_children(node: xr.DataTree) -> list[tuple[int, xr.DataTree]]:
     found = []
     for name, child in node.children.items():
-        match = LEVEL_NAME.fullmatch(str(name))
-        if match and child.has_data:
-            found.append((int(match.group(1)), child))
+        number = level_number(name)
+        if number is not None and child.has_data:
+            found.append((number, child))
     return sorted(found, key=lambda item: item[0])
 
 
@@ -500,7 +477,7 @@ class Planner:
         levels, paths = image.levels, image.paths
         ms_type = ms_metadata = None
         if self.options.scale_factors is not None:
-            types = axis_types(levels[0], stored)
+            types = axis_types(levels[0], axes_by_name(stored))
             if label:
                 _check_label(levels[0], where)
             try:
@@ -527,7 +504,7 @@ class Planner:
             where=where,
         )
         self.check(attrs, image.node)
-        types = axis_types(levels[0], stored)
+        types = axis_types(levels[0], axes_by_name(stored))
         for level, path in zip(levels, level_paths(paths), strict=True):
             full = _join(image.node, path)
             self.plan.arrays.append(array_plan(level, full, types, self.options, where))

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import xarray_ome_zarr as xoz
-from xarray_ome_zarr import accessor, reader
+from xarray_ome_zarr import layout
 
 from ..conftest import CHANNELS, SCALE, TRANSLATION, write_hand_image
 
@@ -145,7 +145,7 @@ def test_empty_axis_is_an_error():
 
 def test_unknown_object():
     with pytest.raises(xoz.OmeZarrError, match="ndarray"):
-        accessor.image_level(np.zeros(3))
+        layout.image_level(np.zeros(3))
 
 
 # ---- Dataset --------------------------------------------------------------------------
@@ -282,14 +282,6 @@ def test_single_level_node_has_one_view():
 
 
 # ---- the module itself ------------------------------------------------------------------
-def test_attribute_names_agree_with_the_reader():
-    assert accessor.TYPE_ATTR == reader.TYPE_ATTR
-    assert accessor.SCALE_ATTR == reader.SCALE_ATTR
-    from xarray_ome_zarr.ngff.model import TYPE_BY_NAME
-
-    assert accessor.TYPE_BY_NAME == TYPE_BY_NAME
-
-
 def test_accessor_registers_on_import_without_heavy_imports():
     code = (
         "import sys, xarray as xr, xarray_ome_zarr\n"

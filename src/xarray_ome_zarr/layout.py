@@ -1,0 +1,396 @@
+"""The xarray side of the model, in one place: how an OME-Zarr image looks inside xarray.
+
+:mod:`.ngff` says what the metadata documents mean; this module says how they are laid out
+in xarray objects, for the reader that builds them, the writer that reads them back, the
+``.ome`` accessor, the adapters and the command:
+
+- the attribute names: a coordinate's ``axis_type``, ``scale`` and ``units``; a level
+  Dataset's ``ome_dataset_path``;
+- level naming: an image node's children ``scale0`` .. ``scaleN``;
+- the data-variable rule: a level holds one data variable, named after the multiscale's
+  ``name``, else ``image``;
+- axis types: the coordinate's ``axis_type``, else the stored axis, else the name;
+- the geometry of a level read off its coordinates (:class:`ImageLevel`,
+  :class:`AxisGeometry`), with the scale of a length-1 axis inferred from the level above;
+- the stored axes of an image's group attributes.
+
+Light on import (xarray and numpy only): the accessor registers through it at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .errors import OmeZarrError
+from .ngff.emit import normalize_unit
+from .ngff.model import TYPE_BY_NAME, Axis, Multiscale
+from .ngff.parse import split_attributes
+from .transforms import block_factor, scale_translation, tidy
+
+#: Coordinate attribute holding the axis type.
+TYPE_ATTR = "axis_type"
+#: Coordinate attribute holding the scale (what a length-1 axis's values cannot tell).
+SCALE_ATTR = "scale"
+#: Coordinate attribute holding the unit (the CF and spatial-image name).
+UNITS_ATTR = "units"
+#: Level Dataset attribute recording the level's dataset path on disk.
+PATH_ATTR = "ome_dataset_path"
+#: Name of the data variable when the multiscale has no usable name.
+DEFAULT_NAME = "image"
+#: Axis types whose coordinates are positions.
+SPATIAL_TYPES = ("space", "time")
+#: The children of an image node that are its levels: ``scale0``, ``scale1``...
+LEVEL_NAME = re.compile(r"scale(\d+)")
+
+__all__ = [
+    "DEFAULT_NAME",
+    "LEVEL_NAME",
+    "PATH_ATTR",
+    "SCALE_ATTR",
+    "SPATIAL_TYPES",
+    "TYPE_ATTR",
+    "TYPE_BY_NAME",
+    "UNITS_ATTR",
+    "AxisGeometry",
+    "ImageLevel",
+    "image_level",
+    "level_names",
+    "single_array",
+    "stored_axes",
+    "variable_name",
+]
+
+
+# ---- names ------------------------------------------------------------------------------
+def variable_name(name: Any) -> str:
+    """The data variable's name: ``name`` (the multiscale's) when usable, else ``image``."""
+    return name if isinstance(name, str) and name and "/" not in name else DEFAULT_NAME
+
+
+def level_number(name: Any) -> int | None:
+    """``N`` for a level name ``scaleN``, else ``None``."""
+    match = LEVEL_NAME.fullmatch(str(name))
+    return int(match.group(1)) if match else None
+
+
+def level_names(tree: xr.DataTree) -> list[str]:
+    """The ``scaleN`` children of an image node, highest resolution first."""
+    found = [name for name in tree.children if level_number(name) is not None]
+    return sorted(found, key=lambda name: int(name[5:]))
+
+
+def level_name(tree: xr.DataTree, level: int | str, where: str) -> str:
+    """Resolve ``level`` (int, negative int or ``"scaleN"``) to a child name of ``tree``."""
+    names = level_names(tree)
+    if isinstance(level, str) and level in names:
+        return level
+    is_int = isinstance(level, int | np.integer) and not isinstance(level, bool)
+    if is_int and -len(names) <= level < len(names):
+        return names[int(level)]
+    raise OmeZarrError(
+        f"{where}: no level {level!r}; the image has {len(names)} levels {names} "
+        "(an int, negative ints count from the lowest resolution, or a name)"
+    )
+
+
+def tree_where(tree: xr.DataTree) -> str:
+    """Name a DataTree node for messages."""
+    return f"DataTree node {tree.path!r}"
+
+
+def array_where(array: xr.DataArray) -> str:
+    """Name a DataArray for messages."""
+    return f"DataArray {array.name!r}"
+
+
+# ---- the data variable ------------------------------------------------------------------
+def single_array(ds: xr.Dataset, where: str) -> xr.DataArray:
+    """The one data variable of a level Dataset."""
+    names = list(ds.data_vars)
+    if len(names) != 1:
+        raise OmeZarrError(
+            f"{where}: an image level holds exactly one data variable, this one has {len(names)} "
+            f"{names}; select one with ds[name]"
+        )
+    return ds[names[0]]
+
+
+# ---- axes -------------------------------------------------------------------------------
+def coordinate(array: xr.DataArray | xr.Dataset, dim: Hashable) -> xr.DataArray | None:
+    """The coordinate named ``dim``, or ``None`` (not xarray's stand-in range)."""
+    # not coords.get(dim): for a dim without a coordinate it returns a made-up range
+    return array.coords[dim] if dim in array.coords else None  # noqa: SIM401
+
+
+def axis_type(
+    name: str, attrs: Mapping[str, Any], stored: Mapping[str, Axis] | None = None
+) -> str | None:
+    """An axis type: the coordinate's ``axis_type`` (``attrs``), else the stored axis's
+    (``None`` for a stored custom axis), else the one its name implies."""
+    declared = attrs.get(TYPE_ATTR)
+    if isinstance(declared, str) and declared:
+        return declared
+    if stored is not None and name in stored:
+        return stored[name].type
+    return TYPE_BY_NAME.get(name)
+
+
+def axis_types(
+    obj: xr.DataArray | xr.Dataset, stored: Mapping[str, Axis] | None = None
+) -> dict[str, str | None]:
+    """The type of every dimension of ``obj`` (``None`` for custom axes)."""
+    out = {}
+    for dim in obj.dims:
+        coord = coordinate(obj, dim)
+        out[str(dim)] = axis_type(str(dim), coord.attrs if coord is not None else {}, stored)
+    return out
+
+
+def axis_unit(coord: xr.DataArray | None, stored: Axis | None = None) -> str | None:
+    """An axis unit as OME-Zarr spells it: the coordinate's ``units``, else the stored one."""
+    unit = normalize_unit(coord.attrs.get(UNITS_ATTR)) if coord is not None else None
+    if unit is None and stored is not None and isinstance(stored.unit, str):
+        unit = normalize_unit(stored.unit)
+    return unit
+
+
+def attr_scale(coord: xr.DataArray | None) -> float | None:
+    """The scale a coordinate declares in its ``scale`` attribute (a non-zero number)."""
+    value = None if coord is None else coord.attrs.get(SCALE_ATTR)
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        return float(value) if value != 0 else None
+    return None
+
+
+def ome_document(attrs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """(version, OME document) of a node's attrs, 0.5 (``ome``) or earlier, leniently:
+    malformed attributes give ``(None, attrs)`` (see :func:`.ngff.parse.split_attributes`)."""
+    try:
+        return split_attributes(attrs)
+    except OmeZarrError:
+        return None, attrs
+
+
+def stored_axes(attrs: Mapping[str, Any]) -> dict[str, Axis]:
+    """The ``axes`` of the first multiscale in OME attributes (0.5 or older), by name.
+
+    Lenient: anything malformed gives no hint rather than an error. Axes stored as names
+    (0.3) take the type their name implies.
+    """
+    _, document = ome_document(attrs)
+    multiscales = document.get("multiscales")
+    if not (isinstance(multiscales, list) and multiscales and isinstance(multiscales[0], Mapping)):
+        return {}
+    axes = multiscales[0].get("axes")
+    out: dict[str, Axis] = {}
+    for axis in axes if isinstance(axes, list) else ():
+        if isinstance(axis, str):
+            out[axis] = Axis(axis, TYPE_BY_NAME.get(axis))
+        elif isinstance(axis, Mapping) and isinstance(axis.get("name"), str):
+            kind, unit = axis.get("type"), axis.get("unit")
+            out[axis["name"]] = Axis(
+                axis["name"],
+                kind if isinstance(kind, str) else None,
+                unit if isinstance(unit, str) else None,
+                {k: v for k, v in axis.items() if k not in ("name", "type", "unit")},
+            )
+    return out
+
+
+# ---- geometry read off coordinates --------------------------------------------------------
+def axes_by_name(multiscale: Multiscale | None) -> dict[str, Axis]:
+    """The axes of a parsed multiscale by name (none without one)."""
+    return {a.name: a for a in multiscale.axes} if multiscale is not None else {}
+
+
+def coordinate_geometry(
+    array: xr.DataArray, name: str, kind: str | None, fallback: float | None = None
+) -> tuple[float, float] | None:
+    """(scale, translation) read off the coordinate of a non-channel axis; ``None`` where
+    there is no numeric one. A length-1 axis takes its ``scale`` attribute, else
+    ``fallback``, else 1.
+
+    Raises
+    ------
+    OmeZarrError
+        For coordinates that are not numbers on a space or time axis, datetimes, or uneven
+        spacing (the message names the axis).
+    """
+    values = positions(array, name, kind)
+    if values is None:
+        return None
+    declared = attr_scale(coordinate(array, name))
+    return scale_translation(values, fallback if declared is None else declared, name=name)
+
+
+def positions(array: xr.DataArray, name: str, kind: str | None) -> np.ndarray | None:
+    """The coordinate values of a non-channel axis as float64; ``None`` where there are none.
+
+    Raises
+    ------
+    OmeZarrError
+        For a space or time axis (or a datetime coordinate) whose values are not numbers.
+    """
+    coord = coordinate(array, name)
+    if kind == "channel" or coord is None or coord.dims != (name,):
+        return None
+    if coord.dtype.kind in "iuf":
+        return np.asarray(coord.values, dtype=np.float64)
+    if kind in SPATIAL_TYPES or coord.dtype.kind in "mM":
+        raise OmeZarrError(
+            f"axis {name!r}: the coordinate is {coord.dtype}; OME-Zarr describes positions "
+            "by a numeric scale and translation (use numbers in a unit)"
+        )
+    return None
+
+
+def one_pixel_scale(position: float, scale: float, translation: float, size: int) -> float:
+    """The scale of a length-1 axis at ``position``, from the level above it.
+
+    The pixel-centre rule run backwards (:func:`.transforms.block_factor`) gives the factor
+    that merged the ``size`` pixels (``scale``, ``translation``) of the level above into one;
+    without a whole factor the one pixel covers the whole level above.
+    """
+    factor = block_factor((position - translation) / scale, size)
+    if factor >= 1 and factor == round(factor):
+        return factor * scale
+    return scale * size
+
+
+@dataclass(frozen=True)
+class AxisGeometry:
+    """One axis as OME-Zarr describes it.
+
+    ``positional`` axes have a physical scale and translation: space and time axes, and
+    custom axes with a numeric coordinate. The others (channel axes, custom axes without
+    a coordinate) have scale 1 and translation 0.
+    """
+
+    name: str
+    type: str | None = None
+    unit: str | None = None
+    scale: float = 1.0
+    translation: float = 0.0
+    positional: bool = False
+
+    def as_ome(self) -> dict[str, str]:
+        """The OME ``axes`` entry: name, and type and unit where known."""
+        entry = {"name": self.name, "type": self.type, "unit": self.unit}
+        return {k: v for k, v in entry.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ImageLevel:
+    """The pixels of one image level, with what is known about its axes besides coordinates.
+
+    ``stored`` maps axis names to the stored OME axes (a hint for types and units that have
+    no coordinate to carry them); ``fallback_scales`` gives the scale of length-1 axes whose
+    coordinate has no ``scale`` attribute; ``where`` names the object in messages;
+    ``dataset`` is the level's Dataset, when it came from one.
+    """
+
+    array: xr.DataArray
+    where: str
+    stored: Mapping[str, Axis] = field(default_factory=dict)
+    fallback_scales: Mapping[Hashable, float] = field(default_factory=dict)
+    dataset: xr.Dataset | None = None
+
+    def geometry(self) -> list[AxisGeometry]:
+        """Every axis of the array, in order."""
+        return [self.axis(dim) for dim in self.array.dims]
+
+    def axis(self, dim: Hashable) -> AxisGeometry:
+        """One axis: type and unit from coordinate attrs, stored axes or name; geometry."""
+        name = str(dim)
+        coord = coordinate(self.array, name)
+        kind = axis_type(name, coord.attrs if coord is not None else {}, self.stored)
+        unit = axis_unit(coord, self.stored.get(name))
+        try:
+            geometry = coordinate_geometry(self.array, name, kind, self.fallback_scales.get(name))
+        except OmeZarrError as err:
+            raise OmeZarrError(f"{self.where}: {err}") from None
+        if geometry is None:
+            return AxisGeometry(name, kind, unit, positional=kind in SPATIAL_TYPES)
+        scale, translation = geometry
+        # the values the writer stores: no float noise from reading coordinates
+        return AxisGeometry(
+            name, kind, unit, tidy(scale), tidy(translation, scale), positional=True
+        )
+
+
+# ---- from objects to levels -------------------------------------------------------------
+def tree_attrs(tree: xr.DataTree) -> Mapping[str, Any]:
+    """The attrs of an image node; for a level node, its parent's (where the OME block is)."""
+    if stored_axes(tree.attrs) or tree.parent is None:
+        return tree.attrs
+    return tree.parent.attrs
+
+
+def tree_levels(tree: xr.DataTree, upto: int | None = None) -> list[ImageLevel]:
+    """The levels of an image node (all, or up to index ``upto``), length-1 scales inferred."""
+    where = tree_where(tree)
+    stored = stored_axes(tree.attrs)
+    names = level_names(tree)
+    levels: list[ImageLevel] = []
+    for name in names if upto is None else names[: upto + 1]:
+        dataset = tree[name].to_dataset()
+        array = single_array(dataset, f"{where}, level {name!r}")
+        fallback = inferred_scales(levels[-1], array) if levels else {}
+        levels.append(ImageLevel(array, f"{where}, level {name!r}", stored, fallback, dataset))
+    return levels
+
+
+def inferred_scales(above: ImageLevel, array: xr.DataArray) -> dict[Hashable, float]:
+    """Scales of the length-1 axes of ``array`` without a ``scale`` attribute, from the
+    level above (:func:`one_pixel_scale`)."""
+    upper = {a.name: a for a in above.geometry()}
+    out: dict[Hashable, float] = {}
+    for dim in array.dims:
+        coord = coordinate(array, dim)
+        if array.sizes[dim] != 1 or coord is None or attr_scale(coord) is not None:
+            continue
+        axis = upper.get(str(dim))
+        if axis is None or not axis.positional or dim not in above.array.coords:
+            continue
+        if coord.dtype.kind not in "iuf":
+            continue
+        position = float(coord.values[0])
+        size = above.array.sizes[dim]
+        out[dim] = one_pixel_scale(position, axis.scale, axis.translation, size)
+    return out
+
+
+def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str = 0) -> ImageLevel:
+    """The level an object stands for: a DataArray or level Dataset itself, a tree's ``level``.
+
+    A DataTree node with ``scaleN`` children is an image; one without them but with a data
+    variable is a level (``dt["scale1"]``).
+    """
+    if isinstance(obj, xr.DataArray):
+        return ImageLevel(obj, array_where(obj))
+    if isinstance(obj, xr.Dataset):
+        path = obj.attrs.get(PATH_ATTR)
+        where = f"Dataset at level path {path!r}" if path else "Dataset"
+        return ImageLevel(single_array(obj, where), where, stored_axes(obj.attrs), dataset=obj)
+    if isinstance(obj, xr.DataTree):
+        where = tree_where(obj)
+        if not level_names(obj):
+            if level not in (0, -1, "scale0"):
+                raise OmeZarrError(f"{where}: a single level has no level {level!r}")
+            dataset = obj.to_dataset()
+            if not dataset.data_vars:
+                raise OmeZarrError(f"{where}: not an image: no scale0..N children, no data")
+            return ImageLevel(
+                single_array(dataset, where), where, stored_axes(tree_attrs(obj)), dataset=dataset
+            )
+        index = level_names(obj).index(level_name(obj, level, where))
+        return tree_levels(obj, upto=index)[index]
+    raise OmeZarrError(
+        f"expected an xarray DataArray, Dataset or DataTree, got {type(obj).__name__}"
+    )
