@@ -88,6 +88,7 @@ def to_ome_zarr(
     overwrite: bool = False,
     progress: bool = False,
     consolidated: bool = False,
+    chunks_per_shard: Any = None,
 ) -> None:
     """Write an image, pyramid or hierarchy as OME-Zarr; see :func:`.writer.to_ome_zarr`."""
     from .writer import to_ome_zarr as write
@@ -105,6 +106,7 @@ def to_ome_zarr(
         overwrite=overwrite,
         progress=progress,
         consolidated=consolidated,
+        chunks_per_shard=chunks_per_shard,
     )
 
 

@@ -108,7 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("dst", metavar="DST", help="the store to write (may end in .ozx)")
     _add_write_options(convert)
     convert.add_argument("--chunks", type=chunk_spec, help="'64' or 'z=32,y=256,x=256'")
-    convert.add_argument("--shards", type=chunk_spec, help="'512' or 'y=1024,x=1024'")
+    convert.add_argument(
+        "--shards", type=chunk_spec, help="a shard shape: '512' or 'y=1024,x=1024'"
+    )
+    convert.add_argument(
+        "--chunks-per-shard",
+        type=chunk_spec,
+        help="chunks in a shard along each axis: '2' or 'y=4,x=4' (instead of --shards)",
+    )
     convert.set_defaults(func=cmd_convert)
 
     demo = commands.add_parser("demo", help="write a small sample image with a label image")
@@ -399,6 +406,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             version=args.ngff_version,
             chunks=args.chunks,
             shards=args.shards,
+            chunks_per_shard=args.chunks_per_shard,
             overwrite=args.overwrite,
             progress=True,
         )

@@ -72,6 +72,7 @@ class Options:
     chunks: Any = None
     shards: Any = None
     compressor: Any = None
+    chunks_per_shard: Any = None
 
     @property
     def zarr_format(self) -> int:
@@ -294,14 +295,65 @@ def _per_dim(value: Any, dims: Sequence[str], what: str, where: str) -> dict[str
     if isinstance(value, bool):
         raise OmeZarrError(f"{where}: {what} must be an int, a tuple or a dict, got {value!r}")
     if isinstance(value, int | np.integer):
-        return {d: int(value) for d in dims}
-    if isinstance(value, Mapping):
-        return {str(k): int(v) for k, v in value.items() if str(k) in dims and v is not None}
-    if isinstance(value, Sequence) and len(value) == len(dims):
-        return {d: int(v) for d, v in zip(dims, value, strict=True)}
-    raise OmeZarrError(
-        f"{where}: {what} {value!r} does not fit dims {list(dims)}; pass a dict by dimension"
-    )
+        out = {d: int(value) for d in dims}
+    elif isinstance(value, Mapping):
+        # names of axes this image lacks are checked over the whole write (setting_axes)
+        out = {str(k): int(v) for k, v in value.items() if str(k) in dims and v is not None}
+    elif isinstance(value, Sequence) and len(value) == len(dims):
+        out = {d: int(v) for d, v in zip(dims, value, strict=True) if v is not None}
+    else:
+        raise OmeZarrError(
+            f"{where}: {what} {value!r} does not fit dims {list(dims)}; pass a dict by dimension"
+        )
+    return out
+
+
+#: The caller's layout settings, by keyword.
+LAYOUT_SETTINGS = ("chunks", "shards", "chunks_per_shard")
+
+
+def check_layout_settings(options: Options) -> None:
+    """Refuse layout settings that cannot take effect, before anything is planned."""
+    if options.shards is not None and options.chunks_per_shard is not None:
+        raise OmeZarrError.at(
+            "pass shards (a shard shape) or chunks_per_shard (chunks in a shard), not both",
+            key="shards",
+        )
+    sharded = options.shards is not None or options.chunks_per_shard is not None
+    if sharded and options.zarr_format == 2:
+        raise OmeZarrError.at("sharding needs OME-Zarr 0.5 (zarr v3), not 0.4", key="shards")
+    for what in LAYOUT_SETTINGS:
+        value = getattr(options, what)
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            sizes = list(value.values())
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            sizes = list(value)
+        else:
+            sizes = [value]
+        if not all(v is None or (_is_size(v) and v >= 1) for v in sizes):
+            raise OmeZarrError.at(
+                f"{what} sizes must be positive integers, got {value!r}", key=what
+            )
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def check_setting_axes(options: Options, plan: Plan) -> None:
+    """Refuse chunks, shards or chunks_per_shard naming an axis no image of the write has."""
+    axes = list(dict.fromkeys(d for a in plan.arrays for d in a.dimension_names))
+    for what in LAYOUT_SETTINGS:
+        value = getattr(options, what)
+        if not isinstance(value, Mapping):
+            continue
+        unknown = [str(k) for k in value if str(k) not in axes]
+        if unknown:
+            raise OmeZarrError.at(
+                f"{what} name axes the image does not have: {unknown} (axes: {axes})", key=what
+            )
 
 
 def _clip_shards(shards: Sequence[int], chunks: Sequence[int], shape: Sequence[int]) -> tuple:
@@ -325,12 +377,21 @@ def _chunk_layout(
         for d, n, c in zip(dims, level.shape, default, strict=True)
     )
     if options.zarr_format == 2:
-        if options.shards is not None:
-            raise OmeZarrError(f"{where}: sharding needs OME-Zarr 0.5 (zarr v3), not 0.4")
         return chunks, None
+    if options.chunks_per_shard is not None:
+        per_shard = _per_dim(options.chunks_per_shard, dims, "chunks_per_shard", where)
+        asked_shards = [c * per_shard.get(d, 1) for d, c in zip(dims, chunks, strict=True)]
+        return chunks, _clip_shards(asked_shards, chunks, level.shape)
     wanted = _per_dim(options.shards, dims, "shards", where)
     if wanted:
-        asked_shards = [max(c, wanted.get(d, c)) for d, c in zip(dims, chunks, strict=True)]
+        small = [d for d, c in zip(dims, chunks, strict=True) if wanted.get(d, c) < c]
+        if small:
+            raise OmeZarrError(
+                f"{where}: shards {options.shards!r} are smaller than the chunks "
+                f"{dict(zip(dims, chunks, strict=True))} along {small}: a shard holds whole "
+                "chunks (for a number of chunks per shard, pass chunks_per_shard)"
+            )
+        asked_shards = [wanted.get(d, c) for d, c in zip(dims, chunks, strict=True)]
         shards = _clip_shards(asked_shards, chunks, level.shape)
         bad = [d for d, s, c in zip(dims, shards, chunks, strict=True) if s % c]
         if bad:
@@ -593,6 +654,7 @@ def make_plan(obj: Any, options: Options) -> Plan:
     The plan's dask arrays may be views of the input's numpy pixels: write it before the
     caller gets control back.
     """
+    check_layout_settings(options)
     planner = Planner(options)
     if isinstance(obj, xr.DataTree):
         planner.tree(obj)
@@ -604,6 +666,7 @@ def make_plan(obj: Any, options: Options) -> Plan:
         )
     if not planner.plan.arrays:
         raise OmeZarrError("nothing to write: the input holds no image")
+    check_setting_axes(options, planner.plan)
     return planner.plan
 
 
@@ -622,6 +685,7 @@ def to_ome_zarr(
     overwrite: bool = False,
     progress: bool = False,
     consolidated: bool = False,
+    chunks_per_shard: int | Mapping[str, int] | None = None,
 ) -> None:
     """Write an image, a pyramid or a whole hierarchy as OME-Zarr.
 
@@ -644,7 +708,9 @@ def to_ome_zarr(
         integer label images, ``mean`` otherwise.
     chunks, shards
         Chunk and shard shapes (int, tuple or dict by dimension); default: the variables'
-        encoding, else chunks of 1 along t/c and up to 64-256 along z/y/x. Shards need 0.5.
+        encoding, else chunks of 1 along t/c and up to 64-256 along z/y/x. Shards need 0.5;
+        a shard holds whole chunks, so a shard smaller than the chunk, or not a multiple of
+        it, is an error. A dict naming an axis that no image of the write has is an error.
     compressor
         A codec or a sequence of codecs of the target zarr format; ``()`` for none.
         Default: the encoding's codecs (same zarr format), else zarr's default.
@@ -658,6 +724,9 @@ def to_ome_zarr(
     consolidated
         Also write zarr consolidated metadata, after everything else (0.5: in the root
         ``zarr.json``; 0.4: ``.zmetadata``), so readers open the hierarchy in one request.
+    chunks_per_shard
+        Instead of ``shards``: how many chunks a shard holds along each axis (an int for
+        every axis, or a dict by dimension, 1 along the others); clipped to each level.
 
     Raises
     ------
@@ -676,7 +745,15 @@ def to_ome_zarr(
     """
     if method is not None and scale_factors is None:
         raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
-    options = Options(check_version(version), scale_factors, method, chunks, shards, compressor)
+    options = Options(
+        check_version(version),
+        scale_factors,
+        method,
+        chunks,
+        shards,
+        compressor,
+        chunks_per_shard=chunks_per_shard,
+    )
     target = make_target(
         store, overwrite=overwrite, storage_options=storage_options, version=options.version
     )
