@@ -1,6 +1,9 @@
 """Where a planned write lands, and the dask computation that fills it.
 
-Targets (one job: put a finished hierarchy where it was asked for, and nothing else):
+The one write path of the package: :func:`make_target` turns whatever ``to_ome_zarr`` is
+given (path, URL, ``.ozx`` file, zarr store or group) into a :class:`Target`, checked before
+anything is written; :func:`writing` opens it, commits after success and aborts after a
+failure. Targets (one job: put a finished hierarchy where it was asked for, and nothing else):
 
 - :class:`LocalTarget`, a local directory: written beside itself, renamed into place;
 - :class:`StoreTarget`, a zarr store, group or fsspec URL (``s3://``, ``memory://``...):
@@ -11,7 +14,8 @@ Targets (one job: put a finished hierarchy where it was asked for, and nothing e
 :func:`write_plan` then writes a :class:`Plan` into the target's root group: groups, arrays,
 pixels (one dask task per whole chunk or shard, on the local scheduler or on a
 dask.distributed cluster), every group's attributes (the root's last), and, when asked,
-consolidated metadata. Imports no xarray.
+consolidated metadata. The plan itself is the writer's (:mod:`.writer`); the RFC-9 zip is
+:mod:`.ozx`'s. Imports no xarray.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +42,8 @@ from zarr.abc.store import Store
 
 from .errors import OmeZarrError
 from .ngff.emit import zarr_format_of
-from .store import (
-    WriteTarget,
-    check_ozx_target,
-    clear_hierarchy,
-    is_memory_store,
-    is_url,
-    is_zip_path,
-    open_for_write,
-    store_name,
-)
+from .ozx import check_ozx_target, write_ozx
+from .store import describe_error, is_memory_store, is_url, is_zip_path, store_name, url_path
 
 __all__ = [
     "ArrayPlan",
@@ -56,11 +53,13 @@ __all__ = [
     "Plan",
     "StoreTarget",
     "Target",
+    "clear_hierarchy",
     "distributed_client",
     "make_target",
     "pixel_writes",
     "write_plan",
     "write_to",
+    "writing",
 ]
 
 #: How long a failed distributed write waits for tasks still writing before cleaning up.
@@ -165,6 +164,47 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+#: The documents that make a zarr node; an OME image is one while its group's are there.
+METADATA_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
+
+
+def clear_hierarchy(store: Any, path: str = "") -> None:
+    """Remove everything under ``path`` in ``store``, the metadata documents first.
+
+    The root's documents go first (consolidated metadata before the rest), then those of
+    the groups and arrays below, breadth-first, then every chunk. An interrupted removal
+    therefore leaves either the old hierarchy whole or chunks that no metadata names: never
+    a mix that opens as an image.
+
+    Raises
+    ------
+    OmeZarrError
+        When the store cannot delete.
+    """
+    from zarr.core.sync import sync
+
+    path = path.strip("/")
+    if not store.supports_deletes:
+        raise OmeZarrError(f"store {store_name(store)!r}: cannot delete, so cannot overwrite")
+
+    async def metadata_keys() -> list[str]:
+        prefix = f"{path}/" if path else ""
+        keys = [k async for k in store.list_prefix(prefix)]
+        return [k for k in keys if k.rsplit("/", 1)[-1] in METADATA_KEYS]
+
+    def order(key: str) -> tuple[int, bool]:
+        return key.count("/"), not key.endswith(".zmetadata")
+
+    for key in sorted(sync(metadata_keys()), key=order):
+        sync(store.delete(key))
+    if path:
+        sync(store.delete_dir(path))
+    elif isinstance(store, zarr.storage.LocalStore):
+        sync(store.clear())  # keeps the directory itself
+    else:
+        sync(store.delete_dir(""))  # fsspec: one bulk delete (clear() deletes one by one)
+
+
 class StoreTarget:
     """A zarr store object (or an fsspec URL): old OME metadata removed first when replacing."""
 
@@ -223,37 +263,75 @@ class OzxTarget:
         check_ozx_target(
             location, storage_options=self.storage_options, overwrite=overwrite, version=version
         )
-        self.staged: WriteTarget | None = None
+        self.staging: Path | None = None
+        self.fs: Any = None
+        self.destination = ""
 
     def open(self, zarr_format: int) -> zarr.Group:
         """The root group of a fresh staging directory (beside a local target)."""
-        self.staged = open_for_write(
+        where = check_ozx_target(  # looked at again: the plan took time
             self.location,
             storage_options=self.storage_options,
             overwrite=self.overwrite,
             version=self.version,
         )
-        return zarr.open_group(self.staged.store, mode="w-", zarr_format=zarr_format)
+        self.fs, self.destination = where.fs, where.path
+        staging_parent = None
+        if where.fs is None:
+            staging_parent = Path(where.path).parent
+            staging_parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{Path(url_path(os.fspath(self.location))).name}."
+        self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=staging_parent))
+        store = zarr.storage.LocalStore(self.staging / "root", read_only=False)
+        return zarr.open_group(store, mode="w-", zarr_format=zarr_format)
 
     def commit(self) -> None:
-        """Zip the staging directory into place and remove it."""
-        assert self.staged is not None
-        self.staged.finalise()
+        """Zip the staging directory into place (one upload at a URL) and remove it."""
+        assert self.staging is not None
+        try:
+            root = self.staging / "root"
+            if self.fs is not None:
+                zipped = write_ozx(root, self.staging / "archive.ozx")
+                try:  # one object: replaced whole or not
+                    self.fs.put_file(os.fspath(zipped), self.destination)
+                except Exception as err:
+                    raise OmeZarrError(
+                        f"store {self.name!r}: cannot upload ({describe_error(err)})"
+                    ) from err
+            else:
+                write_ozx(root, self.destination, overwrite=True)
+        finally:
+            self.abort()
 
     def abort(self) -> None:
         """Remove the staging directory; an existing ``.ozx`` was never touched."""
-        if self.staged is not None:
-            self.staged.abort()
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
 
 
 def make_target(
     store: Any,
     *,
-    overwrite: bool,
-    storage_options: Mapping[str, Any] | None,
-    version: str,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    version: str = "0.5",
 ) -> Target:
     """A target for a path, URL, ``.ozx`` file, zarr store or zarr group.
+
+    Parameters
+    ----------
+    store
+        Where to write: a local directory (staged beside itself and renamed into place), an
+        ``.ozx`` file, local or at a URL (staged, zipped, moved or uploaded into place), an
+        fsspec URL (``s3://``, ``memory://``...), a zarr store or a ``zarr.Group`` (written
+        in place).
+    overwrite
+        Replace what is there; without it an existing hierarchy is an error, untouched.
+    storage_options
+        fsspec options, for URLs only.
+    version
+        The OME-Zarr version to be written (an ``.ozx`` needs 0.5 or later).
 
     Raises
     ------
@@ -291,9 +369,18 @@ def write_to(
     target: Target, plan: Plan, *, progress: bool = False, consolidated: bool = False
 ) -> None:
     """Open ``target``, write ``plan`` into it and commit; abort when anything fails."""
-    root = target.open(zarr_format_of(plan.version))
-    try:
+    with writing(target, zarr_format_of(plan.version)) as root:
         write_plan(plan, root, progress=progress, consolidated=consolidated)
+
+
+@contextlib.contextmanager
+def writing(target: Target, zarr_format: int) -> Iterator[zarr.Group]:
+    """The root group of ``target`` to write into; committed when the block succeeds, aborted
+    (what was written removed, an existing target left as it was where possible) when it
+    raises."""
+    root = target.open(zarr_format)
+    try:
+        yield root
     except BaseException:
         target.abort()
         raise

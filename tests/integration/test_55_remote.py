@@ -20,14 +20,9 @@ import xarray as xr
 import zarr
 
 from xarray_ome_zarr import OmeZarrError, OmeZarrWarning
-from xarray_ome_zarr.store import (
-    open_for_write,
-    open_root,
-    ozx_member_order,
-    read_ozx_comment,
-    store_name,
-    write_ozx,
-)
+from xarray_ome_zarr.ozx import ozx_member_order, read_ozx_comment, write_ozx
+from xarray_ome_zarr.store import open_root, store_name
+from xarray_ome_zarr.targets import make_target, writing
 
 from ..conftest import SCALE, TRANSLATION, logging_store, pixels, write_hand_image
 from ..servers import (
@@ -432,45 +427,52 @@ def test_s3_unreachable_endpoint_fails_fast():
     assert time.monotonic() - start < 15
 
 
-# ---- opening for writing (the writer's side) -------------------------------------------------
-def test_open_for_write_directory(tmp_path):
+# ---- the write targets (the writer's side) ---------------------------------------------------
+def test_target_directory(tmp_path):
     target = tmp_path / "out.ome.zarr"
-    with open_for_write(target) as out:
-        write_hand_image(out.store, "0.5")
+    with writing(make_target(target), zarr_format=3) as root:
+        write_hand_image(root.store, "0.5")
     assert xr.open_datatree(target, engine="ome-zarr")["scale0"]["cells"].shape == (2, 5, 13, 11)
     with pytest.raises(OmeZarrError, match="overwrite"):
-        open_for_write(target)
+        make_target(target)
     assert (target / "zarr.json").is_file()  # untouched
-    out = open_for_write(target, overwrite=True)
-    assert not any(target.iterdir())  # cleared for the new hierarchy
-    out.abort()
+    replacing = make_target(target, overwrite=True)
+    root = replacing.open(3)
+    fresh = Path(root.store.root)  # a fresh directory beside the target, the new root only
+    assert fresh.parent == tmp_path and [p.name for p in fresh.iterdir()] == ["zarr.json"]
+    assert (target / "zarr.json").is_file()  # the old one stays until the commit
+    replacing.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr"]
 
 
-def test_open_for_write_ozx(site, tmp_path):
+def test_target_ozx(site, tmp_path):
     target = tmp_path / "out.ozx"
-    with open_for_write(target, version="0.5") as out:
-        write_hand_image(out.store, "0.5")
+    with writing(make_target(target, version="0.5"), zarr_format=3) as root:
+        write_hand_image(root.store, "0.5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ozx"]  # staging removed
     assert read_ozx_comment(target)["ome"]["version"] == "0.5"
     assert_same_tree(xr.open_datatree(target, engine="ome-zarr"), local_tree(site, "0.5"))
     before = target.read_bytes()
     with pytest.raises(OmeZarrError, match="overwrite"):
-        open_for_write(target)
-    with pytest.raises(RuntimeError), open_for_write(target, overwrite=True) as out:
-        write_hand_image(out.store, "0.5")
+        make_target(target)
+    with (
+        pytest.raises(RuntimeError),
+        writing(make_target(target, overwrite=True), zarr_format=3) as root,
+    ):
+        write_hand_image(root.store, "0.5")
         raise RuntimeError("the writer failed")
     assert target.read_bytes() == before  # a failed write leaves the old file alone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ozx"]
     with pytest.raises(OmeZarrError, match="0.5 or later"):
-        open_for_write(tmp_path / "v2.ozx", version="0.4")
+        make_target(tmp_path / "v2.ozx", version="0.4")
 
 
 @pytest.mark.parametrize("name", ["written.zarr", "written.ozx"])
-def test_open_for_write_s3(site, s3, name):
+def test_target_s3(site, s3, name):
     url = f"s3://{BUCKET}/{name}"
-    with open_for_write(url, storage_options=s3.storage_options) as out:
-        write_hand_image(out.store, "0.5", pixels(SMALL))
+    with writing(make_target(url, storage_options=s3.storage_options), zarr_format=3) as root:
+        write_hand_image(root.store, "0.5", pixels(SMALL))
     tree = xr.open_datatree(url, engine="ome-zarr", storage_options=s3.storage_options)
     assert_same_tree(tree, local_tree(site, "0.5", "small"))
     with pytest.raises(OmeZarrError, match=rf"{url}.*overwrite"):
-        open_for_write(url, storage_options=s3.storage_options)
+        make_target(url, storage_options=s3.storage_options)

@@ -20,7 +20,7 @@ import zarr
 
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr import OmeZarrError
-from xarray_ome_zarr.store import read_ozx_comment, write_ozx
+from xarray_ome_zarr.ozx import read_ozx_comment, write_ozx
 
 from ..servers import S3_ENV, http_server, s3_server
 
