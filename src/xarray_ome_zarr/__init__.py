@@ -1,11 +1,21 @@
 """Open and write OME-Zarr (OME-NGFF) images as xarray objects.
 
 Light on import: xarray imports every registered backend when it looks for engines, so the
-heavy modules load only when a function that needs them is called.
+public functions load from their modules on first use (``xoz.to_ome_zarr`` *is*
+:func:`xarray_ome_zarr.writer.to_ome_zarr`, with its full signature and docstring).
+
+Examples
+--------
+>>> import numpy as np, xarray as xr, xarray_ome_zarr as xoz
+>>> image = xoz.image(np.zeros((64, 64), "uint16"), scale={"y": 0.5, "x": 0.5},
+...                   units="micrometer")
+>>> xoz.to_ome_zarr(image, "new.ome.zarr", scale_factors=[2])          # doctest: +SKIP
+>>> ds = xr.open_dataset("new.ome.zarr", engine="ome-zarr", level=0)   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import accessor  # noqa: F401  registers the .ome accessors (cheap: xarray only)
@@ -13,107 +23,103 @@ from .errors import OmeZarrError, OmeZarrWarning
 
 __version__ = "0.1.0"
 
+#: Public names loaded on first use: name -> the module that defines it.
+_LAZY = {
+    "Problem": "validation",
+    "image": "builder",
+    "to_multiscale": "multiscale",
+    "to_ome_zarr": "writer",
+    "to_spatial_image": "adapters",
+    "validate": "validation",
+}
+
 __all__ = [
     "OmeZarrError",
     "OmeZarrWarning",
     "__version__",
     "open_ome_dataset",
     "open_ome_datatree",
-    "Problem",
-    "validate",
-    "to_multiscale",
-    "to_ome_zarr",
-    "to_spatial_image",
+    *sorted(_LAZY),
 ]
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from .validation import Problem
+    from .adapters import to_spatial_image as to_spatial_image
+    from .builder import image as image
+    from .multiscale import to_multiscale as to_multiscale
+    from .validation import Problem as Problem
+    from .validation import validate as validate
+    from .writer import to_ome_zarr as to_ome_zarr
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def open_ome_dataset(store: Any, **kwargs: Any) -> xr.Dataset:
-    """Open one level of an OME-Zarr image, as ``xr.open_dataset(..., engine="ome-zarr")``."""
+    """Open one level of an OME-Zarr image: ``xr.open_dataset(store, engine="ome-zarr", ...)``.
+
+    Parameters
+    ----------
+    store
+        A local path, URL (``https://``, ``s3://``...), ``.ozx`` file, zarr store or
+        ``zarr.Group``.
+    **kwargs
+        The engine's keywords: ``level`` (int, negative counts from the lowest resolution,
+        ``"scaleN"`` or the dataset path on disk; default 0), ``group`` (an image inside the
+        hierarchy, e.g. ``"labels/nuclei"``), ``storage_options`` (for fsspec URLs),
+        ``chunks`` (``{}`` for dask arrays chunked as stored), ``validate``, ``strict``...;
+        see the API reference.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable (named after the multiscale, else ``image``) with pixel-centre
+        coordinates in physical units; the OME metadata in ``attrs``.
+
+    Examples
+    --------
+    >>> ds = xoz.open_ome_dataset("cells.ome.zarr", level=-1)            # doctest: +SKIP
+    >>> ds = xoz.open_ome_dataset("s3://bucket/image.ome.zarr",
+    ...                           storage_options={"anon": True})        # doctest: +SKIP
+    """
     import xarray as xr
 
     return xr.open_dataset(store, engine="ome-zarr", **kwargs)
 
 
 def open_ome_datatree(store: Any, **kwargs: Any) -> xr.DataTree:
-    """Open a whole OME-Zarr hierarchy, as ``xr.open_datatree(..., engine="ome-zarr")``."""
+    """Open a whole OME-Zarr hierarchy: ``xr.open_datatree(store, engine="ome-zarr", ...)``.
+
+    Parameters
+    ----------
+    store
+        A local path, URL, ``.ozx`` file, zarr store or ``zarr.Group``.
+    **kwargs
+        The engine's keywords: ``group`` (a subtree), ``storage_options``, ``chunks``,
+        ``validate``, ``strict``...; see the API reference.
+
+    Returns
+    -------
+    xarray.DataTree
+        Each image a node with levels ``scale0`` .. ``scaleN``; labels, plates and
+        bioformats2raw series as nodes below.
+
+    Examples
+    --------
+    >>> dt = xoz.open_ome_datatree("cells.ome.zarr")                     # doctest: +SKIP
+    >>> dt["labels/nuclei/scale0"]                                       # doctest: +SKIP
+    """
     import xarray as xr
 
     return xr.open_datatree(store, engine="ome-zarr", **kwargs)
-
-
-def validate(
-    store: Any,
-    *,
-    storage_options: dict[str, Any] | None = None,
-    strict: bool = False,
-    read_chunks: bool = False,
-) -> list[Problem]:
-    """Every problem found in an OME-Zarr store; see :func:`.validation.validate`."""
-    from .validation import validate as _validate
-
-    return _validate(store, storage_options=storage_options, strict=strict, read_chunks=read_chunks)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Problem":
-        from .validation import Problem
-
-        return Problem
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def to_spatial_image(obj: Any, level: int | str = 0) -> xr.DataArray:
-    """A level of an image as a spatial-image DataArray; see :func:`.adapters.to_spatial_image`."""
-    from .adapters import to_spatial_image as convert
-
-    return convert(obj, level)
-
-
-def to_ome_zarr(
-    obj: Any,
-    store: Any,
-    *,
-    version: str = "0.5",
-    scale_factors: Any = None,
-    method: str | None = None,
-    chunks: Any = None,
-    shards: Any = None,
-    compressor: Any = None,
-    storage_options: dict[str, Any] | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    consolidated: bool = False,
-    chunks_per_shard: Any = None,
-) -> None:
-    """Write an image, pyramid or hierarchy as OME-Zarr; see :func:`.writer.to_ome_zarr`."""
-    from .writer import to_ome_zarr as write
-
-    write(
-        obj,
-        store,
-        version=version,
-        scale_factors=scale_factors,
-        method=method,
-        chunks=chunks,
-        shards=shards,
-        compressor=compressor,
-        storage_options=storage_options,
-        overwrite=overwrite,
-        progress=progress,
-        consolidated=consolidated,
-        chunks_per_shard=chunks_per_shard,
-    )
-
-
-def to_multiscale(
-    image: Any, scale_factors: Any, method: str | None = None, chunks: Any = None
-) -> xr.DataTree:
-    """Build an image pyramid DataTree; see :func:`.multiscale.to_multiscale`."""
-    from .multiscale import to_multiscale as build
-
-    return build(image, scale_factors, method=method, chunks=chunks)

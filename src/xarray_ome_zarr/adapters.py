@@ -46,6 +46,14 @@ def to_spatial_image(
         When an axis is one spatial-image cannot hold (names other than t, c, z, y, x, or a
         known name with another type, e.g. ``x`` of type time), when spatial-image has no
         layout for the axes in their order, or when coordinates are not evenly spaced.
+
+    Examples
+    --------
+    >>> import xarray as xr, xarray_ome_zarr as xoz
+    >>> dt = xr.open_datatree("cells.ome.zarr", engine="ome-zarr")    # doctest: +SKIP
+    >>> si = xoz.to_spatial_image(dt, level=-1)                       # doctest: +SKIP
+    >>> si.dims, si.name                                               # doctest: +SKIP
+    (('c', 'z', 'y', 'x'), 'image')
     """
     from spatial_image import to_spatial_image as build
 

@@ -570,6 +570,15 @@ def to_multiscale(
     ------
     OmeZarrError
         For bad factors, a factor on a non-space axis, or axes OME-Zarr cannot store.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray_ome_zarr as xoz
+    >>> image = xoz.image(np.zeros((16, 256, 256), "uint16"), scale={"z": 1, "y": .2, "x": .2})
+    >>> tree = xoz.to_multiscale(image, [2, 2])        # 2x, then 4x smaller than scale0
+    >>> [tree[f"scale{i}"]["image"].shape for i in range(3)]
+    [(16, 256, 256), (8, 128, 128), (4, 64, 64)]
+    >>> xoz.to_multiscale(image, [{"y": 2, "x": 2}], method="nearest")  # doctest: +SKIP
     """
     from .writer import image_attributes
 

@@ -120,6 +120,15 @@ def validate(
     ------
     OmeZarrError
         When nothing readable as a zarr group is at ``store``.
+
+    Examples
+    --------
+    >>> import xarray_ome_zarr as xoz
+    >>> for problem in xoz.validate("cells.ome.zarr", strict=True):    # doctest: +SKIP
+    ...     print(problem)        # severity, node, key, what is wrong
+    >>> xoz.validate("s3://bucket/image.ome.zarr",
+    ...              storage_options={"anon": True})                  # doctest: +SKIP
+    []
     """
     opened = open_root(store, storage_options=storage_options)
     try:

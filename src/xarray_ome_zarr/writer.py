@@ -9,6 +9,8 @@ image; a local directory or ``.ozx`` file is staged beside the target and moved 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +18,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
-import zarr
 
+from .compression import AUTO, compressors_for, default_compressors
 from .errors import OmeZarrError
 from .layout import (
     PATH_ATTR,
@@ -71,8 +73,9 @@ class Options:
     method: str | None = None
     chunks: Any = None
     shards: Any = None
-    compressor: Any = None
+    compressors: Any = AUTO
     chunks_per_shard: Any = None
+    encoding: Mapping[tuple[str, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def zarr_format(self) -> int:
@@ -409,26 +412,14 @@ def _chunk_layout(
 
 def _codecs(encoding: Mapping[str, Any], options: Options) -> dict[str, Any]:
     """Compressors, filters and serializer: the caller's, else the encoding's (same format)."""
-    if options.compressor is not None:
-        compressor = options.compressor
-        if not isinstance(compressor, Sequence) or isinstance(compressor, str):
-            compressor = (compressor,)
-        return {"compressors": tuple(compressor)}
+    asked = compressors_for(options.compressors, options.zarr_format, options.version)
+    if asked is not None:
+        return {"compressors": asked}
     if encoding.get("zarr_format") != options.zarr_format:
         return {"compressors": default_compressors(options.zarr_format)}
     keys = ("compressors", "filters") + (("serializer",) if options.zarr_format == 3 else ())
     kept = {k: encoding[k] for k in keys if encoding.get(k) is not None}
     return kept or {"compressors": default_compressors(options.zarr_format)}
-
-
-def default_compressors(zarr_format: int) -> tuple[Any, ...]:
-    """Blosc LZ4 with bit shuffling: measured on microscopy pixels (docs/benchmarks.md), it
-    compresses about 13x faster than zarr's default zstd level 3, and 10 % smaller."""
-    if zarr_format == 3:
-        return (zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
-    from numcodecs import Blosc
-
-    return (Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE),)
 
 
 def _fill_value(encoding: Mapping[str, Any], dtype: np.dtype) -> Any:
@@ -460,20 +451,92 @@ def _array_attrs(level: xr.DataArray) -> dict[str, Any]:
 
 
 def array_plan(
-    level: xr.DataArray, path: str, types: Mapping[str, Any], options: Options, where: str
+    level: xr.DataArray,
+    path: str,
+    types: Mapping[str, Any],
+    options: Options,
+    where: str,
+    encoding: Mapping[str, Any] | None = None,
 ) -> ArrayPlan:
-    """How one level is written: layout, codecs and the chunk-aligned dask array."""
+    """How one level is written: layout, codecs and the chunk-aligned dask array.
+
+    ``encoding`` is the caller's ``encoding=`` for this level: it overrides the keywords.
+    """
+    asked = dict(encoding or {})
+    options = dataclasses.replace(
+        options,
+        chunks=asked.get("chunks", options.chunks),
+        shards=asked.get("shards", options.shards),
+        chunks_per_shard=None if "shards" in asked else options.chunks_per_shard,
+        compressors=asked.get("compressors", options.compressors),
+    )
+    if "chunks" in asked or "shards" in asked:
+        try:
+            check_layout_settings(options)
+        except OmeZarrError as err:
+            raise OmeZarrError(f"{where}: encoding: {err}") from None
     chunks, shards = _chunk_layout(level, types, options, where)
+    codecs = _codecs(level.encoding, options)
+    if "filters" in asked:
+        filters = asked["filters"]
+        codecs["filters"] = () if filters is None else tuple(_as_list(filters))
+    stored = asked if "fill_value" in asked else level.encoding
     return ArrayPlan(
         path=path,
         data=_dask_data(level, shards or chunks),
         chunks=chunks,
         shards=shards,
-        codecs=_codecs(level.encoding, options),
-        fill_value=_fill_value(level.encoding, level.dtype),
+        codecs=codecs,
+        fill_value=_fill_value(stored, level.dtype),
         dimension_names=tuple(str(d) for d in level.dims),
         attributes=_array_attrs(level),
     )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return list(value)
+    return [value]
+
+
+#: The keys ``encoding=`` takes for a variable.
+ENCODING_KEYS = ("chunks", "shards", "compressors", "filters", "fill_value")
+
+
+def encoding_by_variable(
+    encoding: Mapping[Any, Any] | None, tree: bool
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``encoding=`` as ``{(node path, variable name): settings}``, checked.
+
+    For a DataArray or Dataset it is xarray's ``{variable: {key: value}}``; for a DataTree
+    ``{node path: {variable: {key: value}}}``, a path naming an image (all its levels) or
+    one level (``"/scale0"``, ``"/labels/nuclei/scale1"``).
+    """
+    if not encoding:
+        return {}
+    if not isinstance(encoding, Mapping):
+        raise OmeZarrError(f"encoding must be a dict by variable, got {type(encoding).__name__}")
+    shape = "{node path: {variable: {...}}}" if tree else "{variable: {...}}"
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    nodes = encoding.items() if tree else [("", encoding)]
+    for node, by_variable in nodes:
+        if not isinstance(by_variable, Mapping):
+            raise OmeZarrError(f"encoding is {shape}; {node!r} maps to {by_variable!r}")
+        for variable, settings in by_variable.items():
+            if not isinstance(settings, Mapping):
+                example = "{'image': {'chunks': ...}}"
+                raise OmeZarrError(
+                    f"encoding is {shape} (e.g. encoding={example}); "
+                    f"{variable!r} maps to {settings!r}"
+                )
+            unknown = [str(k) for k in settings if k not in ENCODING_KEYS]
+            if unknown:
+                raise OmeZarrError(
+                    f"encoding[{variable!r}]: unknown keys {unknown}; known: "
+                    f"{', '.join(ENCODING_KEYS)}"
+                )
+            out[(str(node).strip("/"), str(variable))] = dict(settings)
+    return out
 
 
 # ---- inputs -----------------------------------------------------------------------------
@@ -529,6 +592,7 @@ class Planner:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.plan = Plan(options.version)
+        self.unused_encoding = set(options.encoding)
 
     def image(self, image: ImageInput) -> None:
         """Plan one image: its pyramid (if asked for), its arrays and its attributes."""
@@ -566,10 +630,20 @@ class Planner:
         )
         self.check(attrs, image.node)
         types = axis_types(levels[0], axes_by_name(stored))
-        for level, path in zip(levels, level_paths(paths), strict=True):
+        for i, (level, path) in enumerate(zip(levels, level_paths(paths), strict=True)):
             full = _join(image.node, path)
-            self.plan.arrays.append(array_plan(level, full, types, self.options, where))
+            asked = self.level_encoding(image.node, i, variable_name(level.name))
+            self.plan.arrays.append(array_plan(level, full, types, self.options, where, asked))
         self.plan.groups[image.node] = attrs
+
+    def level_encoding(self, node: str, index: int, variable: str) -> dict[str, Any]:
+        """The caller's ``encoding=`` for one level: the image's entry, then the level's."""
+        out: dict[str, Any] = {}
+        for key in ((node, variable), (_join(node, f"scale{index}"), variable)):
+            if key in self.options.encoding:
+                self.unused_encoding.discard(key)
+                out.update(self.options.encoding[key])
+        return out
 
     def group(self, node: xr.DataTree, path: str) -> None:
         """Plan a group that is not an image: its OME blocks converted, listings refreshed."""
@@ -667,25 +741,44 @@ def make_plan(obj: Any, options: Options) -> Plan:
     if not planner.plan.arrays:
         raise OmeZarrError("nothing to write: the input holds no image")
     check_setting_axes(options, planner.plan)
+    if planner.unused_encoding:
+        missing = sorted(planner.unused_encoding)
+        named = ", ".join(f"variable {v!r} of node {'/' + n!r}" for n, v in missing)
+        raise OmeZarrError(
+            f"encoding names {named}, which the input does not hold (keys are "
+            + (
+                "node paths, then variable names)"
+                if isinstance(obj, xr.DataTree)
+                else "variable names)"
+            )
+        )
     return planner.plan
 
 
 # ---- writing ------------------------------------------------------------------------------
 def to_ome_zarr(
-    obj: xr.DataArray | xr.Dataset | xr.DataTree,
+    obj: Any,
     store: Any,
     *,
-    version: str = "0.5",
+    version: str | float = "0.5",
     scale_factors: Sequence[int | Mapping[str, int]] | None = None,
     method: str | None = None,
     chunks: Any = None,
     shards: Any = None,
-    compressor: Any = None,
+    compressors: Any = AUTO,
+    encoding: Mapping[Any, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = False,
     consolidated: bool = False,
     chunks_per_shard: int | Mapping[str, int] | None = None,
+    dims: Sequence[str] | None = None,
+    scale: Any = None,
+    translation: Any = None,
+    units: Any = None,
+    channels: Any = None,
+    name: str | None = None,
+    compressor: Any = None,
 ) -> None:
     """Write an image, a pyramid or a whole hierarchy as OME-Zarr.
 
@@ -694,15 +787,19 @@ def to_ome_zarr(
     obj
         A DataArray or one-variable Dataset (one level), or a DataTree: an image with levels
         ``scale0..N`` or a hierarchy (labels, plates, bioformats2raw collections) as
-        ``xr.open_datatree(..., engine="ome-zarr")`` returns it.
+        ``xr.open_datatree(..., engine="ome-zarr")`` returns it. Or a bare numpy, dask or
+        zarr array, described by ``dims``, ``scale``, ``translation``, ``units``,
+        ``channels`` and ``name`` as :func:`xarray_ome_zarr.image` takes them.
     store
         A local path, an ``.ozx`` file (RFC-9 zip; local or at a URL), an fsspec URL
         (``s3://...``, any writable fsspec filesystem), a zarr store or a zarr group.
     version
-        ``"0.5"`` (zarr v3, default) or ``"0.4"`` (zarr v2). An ``.ozx`` needs 0.5.
+        ``"0.5"`` (zarr v3, default) or ``"0.4"`` (zarr v2); a float (``0.4``) is taken
+        as the string. An ``.ozx`` needs 0.5.
     scale_factors
         Build a pyramid from the first level: one entry per new level, relative to the
-        level before it (an int for every space axis, or a dict by dimension).
+        level before it (an int for every space axis, or a dict by dimension), as in
+        multiscale-spatial-image (ngff-zarr and ome-zarr-py count from level 0 instead).
     method
         ``"mean"``, ``"nearest"``, ``"mode"`` or ``"gaussian"``; default ``mode`` for
         integer label images, ``mean`` otherwise.
@@ -711,9 +808,19 @@ def to_ome_zarr(
         encoding, else chunks of 1 along t/c and up to 64-256 along z/y/x. Shards need 0.5;
         a shard holds whole chunks, so a shard smaller than the chunk, or not a multiple of
         it, is an error. A dict naming an axis that no image of the write has is an error.
-    compressor
-        A codec or a sequence of codecs of the target zarr format; ``()`` for none.
-        Default: the encoding's codecs (same zarr format), else zarr's default.
+    compressors
+        As zarr 3 takes them: a codec or a sequence of codecs of the target's zarr format
+        (``zarr.codecs`` for 0.5, ``numcodecs`` for 0.4), ``None`` for no compression, or
+        a short name: ``"lz4"`` (Blosc LZ4 with bit shuffling), ``"blosc-zstd"``,
+        ``"zstd"``, ``"gzip"``. Default ``"auto"``: the source's codecs when it is stored
+        in the same zarr format, else Blosc LZ4 with bit shuffling, level 5 (chosen by
+        measurement: see the benchmarks page).
+    encoding
+        xarray-style settings by variable, overriding the keywords: for a DataArray or
+        Dataset ``{"image": {"chunks": ..., "shards": ..., "compressors": ...,
+        "filters": ..., "fill_value": ...}}``; for a DataTree by node path first
+        (``{"/labels/nuclei": {"nuclei": {...}}}``: a path naming an image sets all its
+        levels, one naming a level, such as ``"/scale0"``, that level).
     storage_options
         For fsspec URLs (``endpoint_url``, ``key``, ``secret``... for S3).
     overwrite
@@ -727,13 +834,19 @@ def to_ome_zarr(
     chunks_per_shard
         Instead of ``shards``: how many chunks a shard holds along each axis (an int for
         every axis, or a dict by dimension, 1 along the others); clipped to each level.
+    dims, scale, translation, units, channels, name
+        For a bare array only: see :func:`xarray_ome_zarr.image`.
+    compressor
+        Deprecated (use ``compressors``; it warns, and goes in the next release): a codec
+        or sequence of codecs, ``()`` for none, ``None`` for the default.
 
     Raises
     ------
     OmeZarrError
         For a version other than 0.4/0.5 (or 0.4 for an ``.ozx``), axes the spec forbids,
         uneven coordinates, non-integer labels, a node that cannot be placed, an existing
-        store, or a memory store that the workers of a dask.distributed cluster cannot reach.
+        store, codecs of the other zarr format, ``encoding`` naming what the input does not
+        hold, or a memory store that the workers of a dask.distributed cluster cannot reach.
 
     Notes
     -----
@@ -742,17 +855,43 @@ def to_ome_zarr(
     own store works); other stores lose their old content, metadata first, before the new
     one is written. Each dask task writes whole chunks or shards, so a dask.distributed
     cluster writes the same bytes (see ``docs/recipes/distributed.md``).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, xarray_ome_zarr as xoz
+    >>> pixels = np.zeros((2, 16, 256, 256), dtype="uint16")             # c, z, y, x
+    >>> xoz.to_ome_zarr(pixels, "new.ome.zarr", scale={"z": 1.0, "y": 0.2, "x": 0.2},
+    ...                 units="micrometer", channels=["DAPI", "GFP"],
+    ...                 scale_factors=[2, 2])                              # doctest: +SKIP
+    >>> dt = xr.open_datatree("new.ome.zarr", engine="ome-zarr")         # doctest: +SKIP
+    >>> xoz.to_ome_zarr(dt, "v04.ome.zarr", version="0.4", compressors="zstd",
+    ...                 chunks={"z": 8, "y": 128, "x": 128})              # doctest: +SKIP
     """
+    if compressor is not None:
+        warnings.warn(
+            "to_ome_zarr(compressor=...) is deprecated: use compressors=, as zarr 3 names it "
+            "(compressors=None writes no compression)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if not (isinstance(compressors, str) and compressors == AUTO):
+            raise OmeZarrError("pass compressors= or the deprecated compressor=, not both")
+        is_empty = isinstance(compressor, Sequence) and not isinstance(compressor, str)
+        compressors = None if is_empty and not compressor else compressor
+    obj = _as_image_input(obj, dims, scale, translation, units, channels, name)
     if method is not None and scale_factors is None:
         raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
+    version = check_version(_version_text(version))
+    compressors_for(compressors, zarr_format_of(version), version)  # refuse bad names early
     options = Options(
-        check_version(version),
+        version,
         scale_factors,
         method,
         chunks,
         shards,
-        compressor,
+        compressors,
         chunks_per_shard=chunks_per_shard,
+        encoding=encoding_by_variable(encoding, isinstance(obj, xr.DataTree)),
     )
     target = make_target(
         store, overwrite=overwrite, storage_options=storage_options, version=options.version
@@ -762,6 +901,36 @@ def to_ome_zarr(
     except OmeZarrError as err:
         raise err.in_store(target.name) from None
     write_to(target, plan, progress=progress, consolidated=consolidated)
+
+
+def _version_text(version: Any) -> Any:
+    """``0.4`` (a float, as users type it) as ``"0.4"``; anything else as it is."""
+    return str(version) if isinstance(version, float) else version
+
+
+_IMAGE_KEYWORDS = ("dims", "scale", "translation", "units", "channels", "name")
+
+
+def _as_image_input(obj: Any, *described: Any) -> Any:
+    """An xarray object as it is; a bare array as :func:`~xarray_ome_zarr.image` builds it."""
+    keywords = dict(zip(_IMAGE_KEYWORDS, described, strict=True))
+    given = [k for k, v in keywords.items() if v is not None]
+    if isinstance(obj, xr.DataArray | xr.Dataset | xr.DataTree):
+        if given:
+            raise OmeZarrError(
+                f"{', '.join(g + '=' for g in given)} describe a bare array; a "
+                f"{type(obj).__name__} says where it is with its coordinates (build them with "
+                "xoz.image(da.data, ...), or assign_coords)"
+            )
+        return obj
+    if not hasattr(obj, "shape") or not hasattr(obj, "dtype"):
+        raise OmeZarrError(
+            "to_ome_zarr takes a DataArray, Dataset, DataTree or an array (numpy, dask, zarr), "
+            f"got {type(obj).__name__}"
+        )
+    from .builder import image
+
+    return image(obj, **keywords)
 
 
 def _jsonable(value: Any) -> Any:

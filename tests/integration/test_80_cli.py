@@ -257,14 +257,6 @@ def test_validate_on_nothing_is_one_error_line(tmp_path, capsys):
 # ---- convert and demo ----------------------------------------------------------------------
 
 
-def test_writer_commands_explain_a_missing_writer(monkeypatch, tmp_path, capsys):
-    monkeypatch.delattr(xoz, "to_ome_zarr", raising=False)
-    for argv in (["demo", str(tmp_path / "d")], ["convert", "a", str(tmp_path / "b")]):
-        status, _, err = _run(capsys, *argv)
-        assert status == 2
-        _assert_one_error_line(err, "to_ome_zarr", "does not provide")
-
-
 @needs_writer
 def test_demo_writes_a_valid_image_with_labels(tmp_path, capsys):
     dst = tmp_path / "demo.ome.zarr"

@@ -85,6 +85,43 @@ def normalize_unit(unit: str | None) -> str | None:
     return UNIT_ALIASES.get(unit, unit)
 
 
+#: Axis names spelled otherwise than OME-Zarr spells them, and the name it uses.
+AXIS_NAME_ALIASES = {
+    **{name.upper(): name for name in "tczyx"},
+    "time": "t",
+    "channel": "c",
+    "channels": "c",
+    "ch": "c",
+    "depth": "z",
+    "plane": "z",
+    "row": "y",
+    "rows": "y",
+    "height": "y",
+    "col": "x",
+    "cols": "x",
+    "column": "x",
+    "columns": "x",
+    "width": "x",
+}
+
+
+def axis_name_hint(names: Sequence[str]) -> str:
+    """``"; rename ..."`` when some of the dims ``names`` are OME-Zarr axis names spelled
+    otherwise (``Y``, ``row``, ``channel``...), else ``""``.
+
+    >>> axis_name_hint(["Y", "X"])  # doctest: +ELLIPSIS
+    "; OME-Zarr names its axes t, c, z, y, x: pass dims=('y', 'x'), or ...rename({'Y': 'y', ...
+    """
+    renames = {n: AXIS_NAME_ALIASES[n] for n in names if n in AXIS_NAME_ALIASES}
+    if not renames:
+        return ""
+    dims = tuple(renames.get(n, n) for n in names)
+    return (
+        f"; OME-Zarr names its axes t, c, z, y, x: pass dims={dims!r}, or rename a DataArray "
+        f"with .rename({renames!r})"
+    )
+
+
 def check_axes(axes: Sequence[Axis], where: str = "") -> None:
     """Check axes against the specification's rules before anything is written.
 
@@ -104,6 +141,7 @@ def check_axes(axes: Sequence[Axis], where: str = "") -> None:
     if not 2 <= len(spaces) <= 3:
         raise OmeZarrError(
             f"{prefix}an image needs 2 or 3 space axes, got {len(spaces)} ({spaces}) among {names}"
+            f"{axis_name_hint(names)}"
         )
     for kind in ("time", "channel"):
         found = [a.name for a in axes if a.type == kind]
