@@ -1,15 +1,13 @@
 """Read OME-Zarr groups into the in-memory model: levels as Datasets, hierarchies as dicts.
 
-Opening reads metadata only, never a chunk.
+Opening reads metadata only, never a chunk. The walk of the hierarchy and its structural
+checks are ``hierarchy``'s, shared with ``validate``; this module builds the Datasets.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,116 +17,35 @@ from xarray.core import indexing
 
 from .array import OmeZarrArray
 from .errors import OmeZarrError, OmeZarrWarning
+from .hierarchy import Findings, Node, Walker, fetch_members, first_multiscale, join, level_dims
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .ngff.model import Multiscale, NodeMeta
-from .ngff.parse import parse_node
 from .store import open_root
 from .transforms import coordinate_values, level_geometry
 
 
-def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
-    """Open several members of ``group`` at once: one round trip's latency over a network.
-
-    Each result is a ``zarr.Array``, a ``zarr.Group``, or the exception opening it raised
-    (``KeyError`` for a missing member, others for unreadable metadata).
-    """
-    from zarr.core.array import AsyncArray
-    from zarr.core.sync import sync
-
-    async def one(path: str) -> Any:
-        try:
-            member = await group._async_group.getitem(path)
-        except Exception as err:  # reported with its key by the caller
-            return err
-        return zarr.Array(member) if isinstance(member, AsyncArray) else zarr.Group(member)
-
-    async def every() -> list[Any]:
-        return list(await asyncio.gather(*(one(p) for p in paths)))
-
-    return sync(every())
-
-
-#: Most subtrees (label images, wells, fields, series) read at once: each mostly waits on
-#: the network, so a hierarchy costs about one round trip per level of depth, not per node.
-MAX_CONCURRENT_NODES = 16
-
-
-def in_parallel(
-    jobs: Sequence[tuple[str, Callable[[], dict[str, xr.Dataset]]]],
-) -> dict[str, xr.Dataset]:
-    """Run independent subtree reads at once; merge their results, prefixed, in job order.
-
-    The first failing job in job order raises, so errors do not depend on timing.
-    """
-    if len(jobs) <= 1:
-        return {k: v for prefix, job in jobs for k, v in _prefixed(prefix, job()).items()}
-    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_NODES, len(jobs))) as pool:
-        futures = [(prefix, pool.submit(job)) for prefix, job in jobs]
-        out: dict[str, xr.Dataset] = {}
-        for prefix, future in futures:
-            out.update(_prefixed(prefix, future.result()))
-    return out
-
-
 class NodeReader:
-    """Reads one opened store: node metadata, levels, and the hierarchy below a group."""
+    """Reads one opened store: node metadata, levels, and the hierarchy below a group.
+
+    The walk of the hierarchy and its checks are ``hierarchy.Walker``'s, raising at the
+    first problem; this class turns what it finds into Datasets.
+    """
 
     def __init__(self, store_name: str, *, validate: bool = True) -> None:
         self.store_name = store_name
         self.validate = validate
+        self.walker = Walker(Findings(store_name, collect=False), validate=validate)
 
     def where(self, node: str) -> str:
         """Name a node of this store for messages."""
-        return f"store {self.store_name!r}, node {'/' + node.strip('/')!r}"
+        return self.walker.where(node)
 
     # ---- metadata -----------------------------------------------------------------
     def meta(self, group: zarr.Group, node: str) -> NodeMeta:
         """Parse a group's OME metadata."""
-        return parse_node(group.attrs.asdict(), self.where(node), validate=self.validate)
-
-    def child_group(self, group: zarr.Group, path: str, node: str, what: str) -> zarr.Group:
-        """The group at ``path`` below ``group``, or a clear error naming ``what`` wanted it."""
-        (child,) = fetch_members(group, [path])
-        return self.as_group(child, path, node, what)
-
-    def child_groups(
-        self, group: zarr.Group, paths: Sequence[str], node: str, what: str | Sequence[str]
-    ) -> list[zarr.Group]:
-        """Several child groups of ``group``, fetched at once (one round trip).
-
-        ``what`` names, for messages, what wanted each path (one name for all, or one each).
-        """
-        whats = [what] * len(paths) if isinstance(what, str) else list(what)
-        members = fetch_members(group, list(paths))
-        return [
-            self.as_group(child, path, node, wanted)
-            for path, wanted, child in zip(paths, whats, members, strict=True)
-        ]
-
-    def as_group(self, child: Any, path: str, node: str, what: str) -> zarr.Group:
-        """``child`` as fetched by ``fetch_members``, or why it is not a group."""
-        if isinstance(child, KeyError | FileNotFoundError):
-            raise OmeZarrError(f"{self.where(node)}: {what} {path!r} does not exist") from child
-        if isinstance(child, Exception):
-            raise OmeZarrError(
-                f"{self.where(node)}: {what} {path!r} cannot be opened "
-                f"({type(child).__name__}: {child})"
-            ) from child
-        if not isinstance(child, zarr.Group):
-            raise OmeZarrError(f"{self.where(node)}: {what} {path!r} is an array, not a group")
-        return child
-
-    def member_error(self, err: Exception, path: str, node: str, key: str) -> OmeZarrError:
-        """Say why the array at ``path`` could not be opened: missing, or unreadable."""
-        missing = isinstance(err, FileNotFoundError) or (
-            isinstance(err, KeyError) and err.args and str(err.args[0]).strip("/") == path
-        )
-        if missing:
-            return OmeZarrError(f"{self.where(node)}: {key}: {path!r} names no array in the store")
-        return OmeZarrError(
-            f"{self.where(node)}: {key}: cannot read the metadata of array {path!r} "
-            f"({type(err).__name__}: {err})"
-        )
+        meta = self.walker.metadata(group, node)
+        assert meta is not None  # the reader's parse raises instead
+        return meta
 
     # ---- one image ----------------------------------------------------------------
     def level_index(self, multiscale: Multiscale, level: int | str, node: str) -> int:
@@ -155,19 +72,20 @@ class NodeReader:
         raise OmeZarrError(f"{self.where(node)}: level must be an int or a path, got {level!r}")
 
     def first_multiscale(self, meta: NodeMeta, node: str) -> Multiscale:
-        """The image's first multiscale, the one the spec says to read by default; a warning
-        names the others, which are neither read nor written back."""
-        first, *others = meta.multiscales
-        if others:
-            names = [m.name for m in others]
-            warnings.warn(
-                f"{self.where(node)}: the group holds {len(meta.multiscales)} multiscales; "
-                f"only the first ({first.name!r}) is read, and a rewrite keeps only it "
-                f"(not read: {names})",
-                OmeZarrWarning,
-                stacklevel=2,
-            )
-        return first
+        """The image's first multiscale; a warning names the others."""
+        return first_multiscale(meta, self.where(node))
+
+    def level_array(self, group: zarr.Group, meta: NodeMeta, index: int, node: str) -> zarr.Array:
+        """The checked array of one level of the image at ``group`` (one round trip)."""
+        multiscale = meta.multiscales[0]
+        key = f"multiscales/0/datasets/{index}/path"
+        path = multiscale.levels[index].path
+        (member,) = fetch_members(group, [path])
+        array = self.walker.level_array(member, path, node, key)
+        assert array is not None  # the reader's walk raises instead
+        self.walker.check_level(array, meta, multiscale, index, key, node, label=False)
+        self.walker.check_geometry(multiscale, 0, index, node)
+        return array
 
     def level_dataset(
         self,
@@ -180,38 +98,14 @@ class NodeReader:
     ) -> xr.Dataset:
         """One resolution level of the image at ``group`` as a Dataset.
 
-        ``member`` is the level's array (or the error opening it) when already fetched.
+        ``member`` is the level's array when the walk already fetched and checked it.
         """
         multiscale = meta.multiscales[0]
         level = multiscale.levels[index]
-        key = f"multiscales/0/datasets/{index}/path"
-        array = member if member is not None else fetch_members(group, [level.path])[0]
-        if isinstance(array, Exception):
-            raise self.member_error(array, level.path, node, key) from array
-        if not isinstance(array, zarr.Array):
-            raise OmeZarrError(
-                f"{self.where(node)}: {key}: {level.path!r} is a group, not an array"
-            )
+        array = member if member is not None else self.level_array(group, meta, index, node)
         axes = multiscale.axes
-        dims = multiscale.axis_names
-        if meta.version in ("0.1", "0.2", "0.3") and len(axes) == 5 and array.ndim < 5:
-            axes, dims = axes[5 - array.ndim :], dims[5 - array.ndim :]
-        if array.ndim != len(dims):
-            raise OmeZarrError(
-                f"{self.where(node)}: array {level.path!r} has {array.ndim} dimensions but the "
-                f"multiscale has {len(dims)} axes {list(dims)}"
-            )
-        stored_dims = getattr(array.metadata, "dimension_names", None)
-        if stored_dims is not None and tuple(stored_dims) != tuple(dims):
-            raise OmeZarrError(
-                f"{self.where(node)}: array {level.path!r} has dimension_names "
-                f"{list(stored_dims)}, which differ from the axes {list(dims)}"
-            )
-        if meta.image_label is not None and np.dtype(array.dtype).kind not in "iu":
-            raise OmeZarrError(
-                f"{self.where(node)}: {key}: label image {level.path!r} has dtype "
-                f"{array.dtype}; labels must be integers"
-            )
+        dims = level_dims(meta, multiscale, array.ndim)
+        axes = axes[len(axes) - len(dims) :]
         name = variable_name(multiscale.name)
         coords = self.coordinates(
             meta, index, array.shape, node, first=len(multiscale.axes) - len(axes)
@@ -254,196 +148,26 @@ class NodeReader:
                     )
         return coords
 
-    def image_groups(
-        self,
-        group: zarr.Group,
-        meta: NodeMeta,
-        node: str,
-        drop_variables: Iterable[str] = (),
-        members: Sequence[Any] | None = None,
-    ) -> dict[str, xr.Dataset]:
-        """The image at ``group``: its own node and ``scale0..N``, keyed by relative path.
-
-        ``members`` are the levels' arrays (or errors) when already fetched.
-        """
-        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
-        previous: tuple[int, ...] | None = None
-        multiscale = self.first_multiscale(meta, node)
-        if members is None:
-            members = fetch_members(group, [lv.path for lv in multiscale.levels])
-        for i, member in enumerate(members):
-            ds = self.level_dataset(group, meta, i, node, drop_variables, member)
-            shape = tuple(ds.sizes[d] for d in ds.dims)
-            if previous is not None and any(b > a for a, b in zip(previous, shape, strict=False)):
-                raise OmeZarrError(
-                    f"{self.where(node)}: level {i} has shape {shape}, larger than level "
-                    f"{i - 1} {previous}; levels must go from highest to lowest resolution"
-                )
-            previous = shape
-            out[f"scale{i}"] = ds
-        return out
-
     # ---- hierarchy ----------------------------------------------------------------
     def tree(
         self, group: zarr.Group, node: str = "", drop_variables: Iterable[str] = ()
     ) -> dict[str, xr.Dataset]:
         """Every OME node below ``group`` (itself included), keyed by path relative to it."""
-        meta = self.meta(group, node)
-        if not meta.is_ome:
-            raise OmeZarrError(f"{self.where(node)}: no OME-Zarr metadata in this group")
-        out: dict[str, xr.Dataset] = {}
-        if meta.is_image:
-            # the levels and the optional labels group in one round trip
-            paths = [lv.path for lv in meta.multiscales[0].levels]
-            *members, labels = fetch_members(group, [*paths, "labels"])
-            out.update(self.image_groups(group, meta, node, drop_variables, members))
-            if isinstance(labels, zarr.Group):
-                labels_node = _join(node, "labels")
-                out.update(
-                    _prefixed("labels", self.labels_tree(labels, labels_node, None, drop_variables))
+        root = self.walker.walk(group, node)
+        assert root is not None  # the reader's walk raises instead
+        return self.datasets(root, drop_variables)
+
+    def datasets(self, node: Node, drop_variables: Iterable[str]) -> dict[str, xr.Dataset]:
+        """A walked node and those below it as Datasets: an image's levels are ``scaleN``."""
+        out = {"": xr.Dataset(attrs=node.group.attrs.asdict())}
+        meta = node.meta
+        if meta is not None and meta.is_image:
+            for i, array in enumerate(node.levels):
+                out[f"scale{i}"] = self.level_dataset(
+                    node.group, meta, i, node.path, drop_variables, array
                 )
-        elif meta.labels is not None:
-            out.update(self.labels_tree(group, node, meta, drop_variables))
-        elif meta.plate is not None:
-            out.update(self.plate_tree(group, meta, node, drop_variables))
-        elif meta.well is not None:
-            out.update(self.well_tree(group, meta, node, drop_variables))
-        elif meta.bioformats2raw_layout is not None:
-            out.update(self.bf2raw_tree(group, node, drop_variables))
-        else:
-            out[""] = xr.Dataset(attrs=group.attrs.asdict())
-        return out
-
-    def _optional_group(self, group: zarr.Group, path: str) -> zarr.Group | None:
-        (child,) = fetch_members(group, [path])
-        return child if isinstance(child, zarr.Group) else None
-
-    def labels_tree(
-        self,
-        group: zarr.Group,
-        node: str,
-        meta: NodeMeta | None = None,
-        drop_variables: Iterable[str] = (),
-    ) -> dict[str, xr.Dataset]:
-        """A ``labels`` group and every label image it lists."""
-        meta = meta or self.meta(group, node)
-        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
-        names = list(meta.labels or ())
-        children = self.child_groups(group, names, node, "the labels list names group")
-        jobs = []
-        for name, child in zip(names, children, strict=True):
-            child_node = _join(node, name)
-            child_meta = self.meta(child, child_node)
-            if not child_meta.is_image:
-                raise OmeZarrError(f"{self.where(child_node)}: a label must be a multiscale image")
-            jobs.append(
-                (
-                    name,
-                    functools.partial(
-                        self._label_tree, child, child_meta, child_node, drop_variables
-                    ),
-                )
-            )
-        out.update(in_parallel(jobs))
-        return out
-
-    def _label_tree(
-        self, group: zarr.Group, meta: NodeMeta, node: str, drop_variables: Iterable[str]
-    ) -> dict[str, xr.Dataset]:
-        self.check_label_dtype(group, meta, node)
-        return self.tree(group, node, drop_variables)
-
-    def check_label_dtype(self, group: zarr.Group, meta: NodeMeta, node: str) -> None:
-        """Refuse a label image whose pixels are not integers."""
-        path = meta.multiscales[0].levels[0].path
-        (array,) = fetch_members(group, [path])
-        # A missing or unreadable array is reported with its key when the level is read.
-        if isinstance(array, zarr.Array) and np.dtype(array.dtype).kind not in "iu":
-            raise OmeZarrError(
-                f"{self.where(node)}: label image {path!r} has dtype {array.dtype}; "
-                "labels must be integers"
-            )
-
-    def plate_tree(
-        self, group: zarr.Group, meta: NodeMeta, node: str, drop_variables: Iterable[str]
-    ) -> dict[str, xr.Dataset]:
-        """A plate, its wells and every field of every well."""
-        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
-        wells = (meta.plate or {}).get("wells")
-        if not isinstance(wells, list):
-            raise OmeZarrError(f"{self.where(node)}: plate/wells must be a list")
-        paths = []
-        for i, well in enumerate(wells):
-            path = well.get("path") if isinstance(well, Mapping) else None
-            if not isinstance(path, str):
-                raise OmeZarrError(f"{self.where(node)}: plate/wells/{i}/path must be a string")
-            paths.append(path)
-        whats = [f"plate/wells/{i}/path" for i in range(len(paths))]
-        jobs = []
-        for path, child in zip(paths, self.child_groups(group, paths, node, whats), strict=True):
-            child_node = _join(node, path)
-            child_meta = self.meta(child, child_node)
-            if child_meta.well is None:
-                raise OmeZarrError(f"{self.where(child_node)}: a plate's well needs well metadata")
-            jobs.append(
-                (
-                    path,
-                    functools.partial(
-                        self.well_tree, child, child_meta, child_node, drop_variables
-                    ),
-                )
-            )
-        out.update(in_parallel(jobs))
-        return out
-
-    def well_tree(
-        self, group: zarr.Group, meta: NodeMeta, node: str, drop_variables: Iterable[str]
-    ) -> dict[str, xr.Dataset]:
-        """A well and its fields of view."""
-        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
-        images = (meta.well or {}).get("images")
-        if not isinstance(images, list) or not images:
-            raise OmeZarrError(f"{self.where(node)}: well/images must list at least one image")
-        paths = []
-        for i, image in enumerate(images):
-            path = image.get("path") if isinstance(image, Mapping) else None
-            if not isinstance(path, str):
-                raise OmeZarrError(f"{self.where(node)}: well/images/{i}/path must be a string")
-            paths.append(path)
-        whats = [f"well/images/{i}/path" for i in range(len(paths))]
-        children = self.child_groups(group, paths, node, whats)
-        jobs = [
-            (path, functools.partial(self.tree, child, _join(node, path), drop_variables))
-            for path, child in zip(paths, children, strict=True)
-        ]
-        out.update(in_parallel(jobs))
-        return out
-
-    def bf2raw_tree(
-        self, group: zarr.Group, node: str, drop_variables: Iterable[str]
-    ) -> dict[str, xr.Dataset]:
-        """A bioformats2raw collection: its series, and the ``OME`` group's series list."""
-        out = {"": xr.Dataset(attrs=group.attrs.asdict())}
-        ome = self._optional_group(group, "OME")
-        series: tuple[str, ...] | None = None
-        if ome is not None:
-            ome_meta = self.meta(ome, _join(node, "OME"))
-            series = ome_meta.series
-            out["OME"] = xr.Dataset(attrs=ome.attrs.asdict())
-        if series is None:
-            found = []
-            while self._optional_group(group, str(len(found))) is not None:
-                found.append(str(len(found)))
-            series = tuple(found)
-        jobs = []
-        for path, child in zip(
-            series, self.child_groups(group, list(series), node, "series"), strict=True
-        ):
-            child_node = _join(node, path)
-            child_meta = self.meta(child, child_node)
-            if child_meta.is_image or child_meta.plate is not None:
-                jobs.append((path, functools.partial(self.tree, child, child_node, drop_variables)))
-        out.update(in_parallel(jobs))
+        for path, child in node.children.items():
+            out.update(_prefixed(path, self.datasets(child, drop_variables)))
         return out
 
 
@@ -501,13 +225,9 @@ def encoding_of(array: zarr.Array, dims: tuple[str, ...]) -> dict[str, Any]:
     return encoding
 
 
-def _join(node: str, path: str) -> str:
-    return f"{node.strip('/')}/{path.strip('/')}".strip("/")
-
-
 def _prefixed(prefix: str, groups: Mapping[str, xr.Dataset]) -> dict[str, xr.Dataset]:
     prefix = prefix.strip("/")
-    return {_join(prefix, key): ds for key, ds in groups.items()}
+    return {join(prefix, key): ds for key, ds in groups.items()}
 
 
 # ---- public functions behind the engine ------------------------------------------------

@@ -1,0 +1,723 @@
+"""One walk of an OME-Zarr hierarchy, shared by the reader and ``validate``.
+
+The walk opens each group and array once (members of a group together, in one round trip),
+parses each node's metadata once, and applies the structural rules of the spec in one place:
+arrays where the datasets point, ranks and ``dimension_names`` equal to the axes, integer
+label images, levels that shrink, transforms with one value per axis, and the groups that
+labels, plates, wells and collections name. What it finds goes to a ``Findings``: the
+reader's raises at the first error (``collect=False``), ``validate``'s lists every problem.
+Imports no xarray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+
+from .errors import OmeZarrError, OmeZarrWarning
+from .ngff.model import Multiscale, NodeMeta
+from .ngff.parse import parse_node, split_attributes
+from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
+from .transforms import level_geometry
+
+Severity = Literal["error", "warning"]
+
+#: Most subtrees (label images, wells, fields, series) read at once: each mostly waits on
+#: the network, so a hierarchy costs about one round trip per level of depth, not per node.
+MAX_CONCURRENT_NODES = 16
+#: The key of a problem with the node's document as a whole.
+ROOT_KEY = "<root>"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a store.
+
+    Attributes
+    ----------
+    node
+        The group the problem belongs to, ``/``-rooted (``"/"``, ``"/labels/nuclei"``).
+    key
+        The offending key, relative to the node's OME document (``"multiscales/0/axes"``;
+        the ``ome`` wrapper of 0.5 left out), or ``"<root>"`` for the document itself.
+    message
+        What is wrong.
+    severity
+        ``"error"`` (the store is not valid OME-Zarr) or ``"warning"`` (transitional
+        metadata such as ``omero`` is wrong; pixels and coordinates are not affected).
+    """
+
+    node: str
+    key: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.node} {self.key}: {self.message}"
+
+
+def join(node: str, path: str) -> str:
+    """The node ``path`` below ``node``, without leading or trailing ``/``."""
+    return f"{node.strip('/')}/{path.strip('/')}".strip("/")
+
+
+def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
+    """Open several members of ``group`` at once: one round trip's latency over a network.
+
+    Each result is a ``zarr.Array``, a ``zarr.Group``, or the exception opening it raised
+    (``KeyError`` for a missing member, others for unreadable metadata).
+    """
+    if not paths:
+        return []
+    from zarr.core.array import AsyncArray
+    from zarr.core.sync import sync
+
+    async def one(path: str) -> Any:
+        try:
+            member = await group._async_group.getitem(path)
+        except Exception as err:  # reported with its key by the caller
+            return err
+        return zarr.Array(member) if isinstance(member, AsyncArray) else zarr.Group(member)
+
+    async def every() -> list[Any]:
+        return list(await asyncio.gather(*(one(p) for p in paths)))
+
+    return sync(every())
+
+
+def _is_missing(err: Exception, path: str) -> bool:
+    """Whether opening ``path`` failed because nothing is there."""
+    return isinstance(err, FileNotFoundError) or (
+        isinstance(err, KeyError) and bool(err.args) and str(err.args[0]).strip("/") == path
+    )
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one ``/``-separated key contains the other."""
+    pa, pb = a.split("/"), b.split("/")
+    n = min(len(pa), len(pb))
+    return n > 0 and pa[:n] == pb[:n]
+
+
+def _document_key(problem: SchemaProblem) -> str:
+    """A schema problem's key relative to the OME document (``ome/`` of 0.5 dropped)."""
+    path = problem.path
+    if path and path[0] == "ome":
+        path = path[1:]
+    return "/".join(str(p) for p in path) or ROOT_KEY
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+class Findings:
+    """Where the walk reports what it finds.
+
+    Parameters
+    ----------
+    store_name
+        Names the store in messages.
+    collect
+        ``True`` (``validate``): list every problem in ``problems``. ``False`` (the reader):
+        raise an ``OmeZarrError`` naming store, node and key at the first error.
+    """
+
+    def __init__(self, store_name: str, *, collect: bool) -> None:
+        self.store_name = store_name
+        self.collect = collect
+        self.problems: list[Problem] = []
+        self._seen: set[Problem] = set()
+        self._error_keys: set[tuple[str, str]] = set()
+
+    def where(self, node: str) -> str:
+        """Name a node of this store for messages."""
+        return f"store {self.store_name!r}, node {'/' + node.strip('/')!r}"
+
+    def exception(self, node: str, key: str, message: str) -> OmeZarrError:
+        """The error the reader raises for a problem."""
+        prefix = "" if key == ROOT_KEY else f"{key}: "
+        return OmeZarrError(f"{self.where(node)}: {prefix}{message}")
+
+    def error(self, node: str, key: str, message: str, cause: BaseException | None = None) -> None:
+        """A problem that makes the store invalid: listed, or raised at once."""
+        if not self.collect:
+            raise self.exception(node, key, message) from cause
+        self.add(node, key, message, "error")
+
+    def add(self, node: str, key: str, message: str, severity: Severity) -> None:
+        """List a problem once."""
+        problem = Problem("/" + node.strip("/"), key, message, severity)
+        if problem not in self._seen:
+            self._seen.add(problem)
+            self.problems.append(problem)
+            if severity == "error":
+                self._error_keys.add((problem.node, key))
+
+    def has_error(self, node: str, key: str) -> bool:
+        """Whether an error at exactly ``key`` of ``node`` is listed."""
+        return ("/" + node.strip("/"), key) in self._error_keys
+
+    def reported(self, node: str, key: str) -> bool:
+        """Whether an error at (or around) ``key`` of ``node`` is listed."""
+        node = "/" + node.strip("/")
+        return any(
+            p.node == node and p.severity == "error" and _related(p.key, key) for p in self.problems
+        )
+
+    def split(self, err: OmeZarrError, node: str) -> tuple[str, str]:
+        """(key, message) of a parser or geometry error."""
+        text = str(err).removeprefix(f"{self.where(node)}: ")
+        key, sep, message = text.partition(": ")
+        if not sep or " " in key or not key:
+            return ROOT_KEY, text
+        return key, message
+
+
+def first_multiscale(meta: NodeMeta, where: str) -> Multiscale:
+    """The image's first multiscale, the one the spec says to read by default; a warning
+    names the others, which are neither read nor written back."""
+    first, *others = meta.multiscales
+    if others:
+        names = [m.name for m in others]
+        warnings.warn(
+            f"{where}: the group holds {len(meta.multiscales)} multiscales; "
+            f"only the first ({first.name!r}) is read, and a rewrite keeps only it "
+            f"(not read: {names})",
+            OmeZarrWarning,
+            stacklevel=3,
+        )
+    return first
+
+
+@dataclass
+class Node:
+    """One OME group reached by the walk.
+
+    ``levels`` are the arrays of the first multiscale's levels, in level order (images
+    only); ``children`` the OME groups below, by path relative to this node, in the order
+    the metadata lists them.
+    """
+
+    path: str
+    group: zarr.Group
+    meta: NodeMeta | None
+    levels: tuple[zarr.Array, ...] = ()
+    children: dict[str, Node] = field(default_factory=dict)
+
+
+class Walker:
+    """Walks the hierarchy below an opened group, reporting to ``findings``.
+
+    Parameters
+    ----------
+    findings
+        Raises (the reader) or collects (``validate``).
+    validate
+        Check each node against the spec's schemas (the reader's ``validate=``).
+    strict
+        Also apply the spec's strict schemas when collecting (``validate(strict=True)``).
+
+    With ``findings.collect`` the walk is thorough: every multiscale, not only the first;
+    metadata that does not parse is reported and the walk goes on where it can. Subclasses
+    add checks the reader does not need through ``check_array`` and ``check_image``.
+    """
+
+    def __init__(self, findings: Findings, *, validate: bool = True, strict: bool = False) -> None:
+        self.findings = findings
+        self.validate = validate
+        self.strict = strict
+
+    @property
+    def thorough(self) -> bool:
+        """Whether every problem is wanted (``validate``), not only the first."""
+        return self.findings.collect
+
+    def where(self, node: str) -> str:
+        """Name a node of the store for messages."""
+        return self.findings.where(node)
+
+    # ---- metadata -----------------------------------------------------------------
+    def metadata(self, group: zarr.Group, node: str) -> NodeMeta | None:
+        """Parse a group's OME metadata; ``None`` (with the problems listed) when it does
+        not parse. The reader's parse raises instead."""
+        if not self.thorough:
+            return parse_node(group.attrs.asdict(), self.where(node), validate=self.validate)
+        try:
+            attrs = group.attrs.asdict()
+        except Exception as err:
+            name = type(err).__name__
+            self.findings.add(
+                node, ROOT_KEY, f"cannot read the attributes ({name}: {err})", "error"
+            )
+            return None
+        meta, parse_problem = self._parse(attrs, node)
+        version = meta.version if meta is not None else _declared_version(attrs)
+        schema_keys = self._schema(attrs, version, node)
+        if parse_problem is not None:
+            key, message = parse_problem
+            if not any(_related(key, k) for k in schema_keys):
+                self.findings.error(node, key, message)
+        return meta
+
+    def _parse(self, attrs: Mapping, node: str) -> tuple[NodeMeta | None, tuple[str, str] | None]:
+        """The parsed metadata, or the parser's (key, message); its warnings listed."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                meta, problem = parse_node(attrs, self.where(node), validate=False), None
+            except OmeZarrError as err:
+                meta, problem = None, self.findings.split(err, node)
+        for w in caught:
+            if issubclass(w.category, OmeZarrWarning):
+                text = str(w.message).removeprefix(f"{self.where(node)}: ")
+                self.findings.add(node, ROOT_KEY, text, "warning")
+        return meta, problem
+
+    def _schema(self, attrs: Mapping, version: str | None, node: str) -> list[str]:
+        """List the spec schemas' problems; return the keys of those listed."""
+        if version not in SCHEMA_VERSIONS:
+            return []
+        try:
+            document = split_attributes(attrs)[1]
+        except OmeZarrError:
+            return []
+        keys = []
+        for kind in kinds_for(document, version, strict=self.strict):
+            for p in schema_problems(attrs, version, kind):
+                severity: Severity = "warning" if p.in_omero and not self.strict else "error"
+                key = _document_key(p)
+                self.findings.add(node, key, f"{p.message} ({version} {kind} schema)", severity)
+                keys.append(key)
+        return keys
+
+    # ---- dispatch -----------------------------------------------------------------
+    def walk(self, group: zarr.Group, node: str = "", role: str = "") -> Node | None:
+        """The node at ``group`` and everything below it; ``role`` says who pointed at it
+        (``""`` for the opened group, ``"labels"``, ``"label"``, ``"well"``, ``"field"``,
+        ``"series"``)."""
+        return self.dispatch(group, self.metadata(group, node), node, role)
+
+    def dispatch(
+        self, group: zarr.Group, meta: NodeMeta | None, node: str, role: str
+    ) -> Node | None:
+        """Walk below a node whose metadata is parsed (``None``: it did not parse)."""
+        if meta is None:
+            if role != "labels":
+                self.optional_labels(group, node)
+            return None
+        out = Node(node, group, meta)
+        if meta.is_image:
+            self.image(out, label=role == "label")
+        elif meta.labels is not None:
+            self.labels(out)
+        elif meta.plate is not None:
+            self.plate(out)
+        elif meta.well is not None:
+            self.well(out)
+        elif meta.bioformats2raw_layout is not None:
+            self.collection(out)
+        elif meta.image_label is not None:
+            if self.thorough:
+                msg = "image-label metadata without a multiscale image"
+                self.findings.add(node, "multiscales", msg, "warning")
+        elif not meta.is_ome and role == "labels":
+            if self.thorough:
+                msg = "a 'labels' group without a labels list: its label images cannot be found"
+                self.findings.add(node, "labels", msg, "warning")
+        elif not meta.is_ome:
+            self.findings.error(node, ROOT_KEY, "no OME-Zarr metadata in this group")
+        return out
+
+    def run(self, jobs: Sequence[tuple[str, Callable[[], Node | None]]]) -> dict[str, Node]:
+        """Walk independent subtrees, at once when reading; results in job order.
+
+        The first failing job in job order raises, so errors do not depend on timing.
+        Collecting walks one subtree after the other, so problems come in hierarchy order.
+        """
+        if self.thorough or len(jobs) <= 1:
+            results = [(path, job()) for path, job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_NODES, len(jobs))) as pool:
+                futures = [(path, pool.submit(job)) for path, job in jobs]
+                results = [(path, future.result()) for path, future in futures]
+        return {path: child for path, child in results if child is not None}
+
+    def member_group(self, member: Any, path: str, node: str, key: str) -> zarr.Group | None:
+        """``member`` as fetched by ``fetch_members``, or ``None`` with the reason reported.
+
+        A path the schema already refused is not followed.
+        """
+        if self.findings.has_error(node, key):
+            return None
+        if isinstance(member, Exception):
+            if _is_missing(member, path):
+                message = f"{path!r} names no group in the store"
+            else:
+                message = f"cannot read group {path!r} ({type(member).__name__}: {member})"
+            self.findings.error(node, key, message, cause=member)
+            return None
+        if not isinstance(member, zarr.Group):
+            self.findings.error(node, key, f"{path!r} is an array, not a group")
+            return None
+        return member
+
+    # ---- images -------------------------------------------------------------------
+    def image(self, out: Node, *, label: bool) -> None:
+        """An image's levels (every multiscale's when thorough) and its ``labels`` group,
+        fetched in one round trip."""
+        meta, group, node = out.meta, out.group, out.path
+        assert meta is not None
+        label = label or meta.image_label is not None
+        if self.thorough:
+            multiscales: tuple[Multiscale, ...] = meta.multiscales
+        else:
+            multiscales = (first_multiscale(meta, self.where(node)),)
+        paths = [lv.path for m in multiscales for lv in m.levels]
+        *members, labels = fetch_members(group, [*paths, "labels"])
+        start = 0
+        for m, multiscale in enumerate(multiscales):
+            count = len(multiscale.levels)
+            arrays = self.levels(meta, multiscale, m, members[start : start + count], node, label)
+            start += count
+            if m == 0:
+                out.levels = tuple(arrays.values())
+            self.check_image(meta, multiscale, m, arrays, node)
+        if isinstance(labels, zarr.Group):
+            child = self.walk(labels, join(node, "labels"), role="labels")
+            if child is not None:
+                out.children["labels"] = child
+
+    def optional_labels(self, group: zarr.Group, node: str) -> None:
+        """Walk the ``labels`` group below a node whose metadata did not parse."""
+        (labels,) = fetch_members(group, ["labels"])
+        if isinstance(labels, zarr.Group):
+            self.walk(labels, join(node, "labels"), role="labels")
+
+    def levels(
+        self,
+        meta: NodeMeta,
+        multiscale: Multiscale,
+        m: int,
+        members: Sequence[Any],
+        node: str,
+        label: bool,
+    ) -> dict[int, zarr.Array]:
+        """The arrays of one multiscale's levels, by index, each checked; levels shrink."""
+        arrays = {}
+        for i, member in enumerate(members):
+            key = f"multiscales/{m}/datasets/{i}/path"
+            array = self.level_array(member, multiscale.levels[i].path, node, key)
+            if array is not None:
+                arrays[i] = array
+        self.check_shapes(arrays, m, node)
+        for i, array in arrays.items():
+            key = f"multiscales/{m}/datasets/{i}/path"
+            self.check_level(array, meta, multiscale, i, key, node, label=label)
+        for i in range(len(multiscale.levels)):
+            self.check_geometry(multiscale, m, i, node)
+        return arrays
+
+    def level_array(self, member: Any, path: str, node: str, key: str) -> zarr.Array | None:
+        """``member`` as fetched by ``fetch_members``, or ``None`` with the reason reported."""
+        if isinstance(member, Exception):
+            if _is_missing(member, path):
+                message = f"{path!r} names no array in the store"
+            else:
+                name = type(member).__name__
+                message = f"cannot read the metadata of array {path!r} ({name}: {member})"
+            self.findings.error(node, key, message, cause=member)
+            return None
+        if not isinstance(member, zarr.Array):
+            self.findings.error(node, key, f"{path!r} is a group, not an array")
+            return None
+        return member
+
+    def check_level(
+        self,
+        array: zarr.Array,
+        meta: NodeMeta,
+        multiscale: Multiscale,
+        index: int,
+        key: str,
+        node: str,
+        *,
+        label: bool,
+    ) -> None:
+        """One level's array against its metadata: rank, dimension names, label dtype."""
+        path = multiscale.levels[index].path
+        dims = level_dims(meta, multiscale, array.ndim)
+        if array.ndim != len(dims):
+            self.findings.error(
+                node,
+                key,
+                f"array {path!r} has {array.ndim} dimensions but the multiscale has "
+                f"{len(dims)} axes {list(dims)}",
+            )
+        names = getattr(array.metadata, "dimension_names", None)
+        if names is not None and tuple(names) != tuple(dims):
+            self.findings.error(
+                node,
+                key,
+                f"array {path!r} has dimension_names {list(names)}, which differ from the "
+                f"axes {list(dims)}",
+            )
+        elif names is None and meta.version == "0.5" and self.thorough:
+            self.findings.error(
+                node, key, f"array {path!r} has no dimension_names (0.5 needs them)"
+            )
+        if label or meta.image_label is not None:
+            self.check_label_dtype(array, path, key, node)
+        self.check_array(array, path, key, node)
+
+    def check_label_dtype(self, array: zarr.Array, path: str, key: str, node: str) -> None:
+        """Label images hold integers."""
+        try:
+            dtype = np.dtype(array.dtype)
+        except Exception:
+            return  # reported as unreadable metadata
+        if dtype.kind not in "iu":
+            message = f"label image {path!r} has dtype {array.dtype}; labels must be integers"
+            self.findings.error(node, key, message)
+
+    def check_shapes(self, arrays: Mapping[int, zarr.Array], m: int, node: str) -> None:
+        """Each level's shape is at most the previous level's, axis by axis."""
+        previous: tuple[int, tuple[int, ...]] | None = None
+        for i, array in arrays.items():
+            shape = tuple(array.shape)
+            if previous is not None and len(previous[1]) == len(shape):
+                j, before = previous
+                if any(b > a for a, b in zip(before, shape, strict=True)):
+                    self.findings.error(
+                        node,
+                        f"multiscales/{m}/datasets/{i}",
+                        f"level {i} has shape {_shape_text(shape)}, larger than level {j} "
+                        f"{_shape_text(before)}; levels must go from highest to lowest resolution",
+                    )
+            previous = (i, shape)
+
+    def check_geometry(self, multiscale: Multiscale, m: int, index: int, node: str) -> None:
+        """A level's transforms have one value per axis."""
+        try:
+            level_geometry(multiscale, index)
+        except OmeZarrError as err:
+            key, message = self.findings.split(err, node)
+            self.findings.error(
+                node, key.replace("multiscales/0/", f"multiscales/{m}/", 1), message
+            )
+
+    def check_array(self, array: zarr.Array, path: str, key: str, node: str) -> None:
+        """More checks of one level's array (none here; ``validate`` adds some)."""
+
+    def check_image(
+        self,
+        meta: NodeMeta,
+        multiscale: Multiscale,
+        m: int,
+        arrays: Mapping[int, zarr.Array],
+        node: str,
+    ) -> None:
+        """More checks of one multiscale (none here; ``validate`` adds some)."""
+
+    # ---- labels, plates, wells, collections -----------------------------------------
+    def labels(self, out: Node) -> None:
+        """Every label image a labels list names."""
+        assert out.meta is not None
+        names = list(out.meta.labels or ())
+        members = fetch_members(out.group, names)
+        jobs = [
+            (name, _bind(self.label, member, name, i, out.path))
+            for i, (name, member) in enumerate(zip(names, members, strict=True))
+        ]
+        out.children.update(self.run(jobs))
+
+    def label(self, member: Any, name: str, i: int, node: str) -> Node | None:
+        """One label image a labels list names."""
+        group = self.member_group(member, name, node, f"labels/{i}")
+        if group is None:
+            return None
+        child_node = join(node, name)
+        meta = self.metadata(group, child_node)
+        if meta is not None and not meta.is_image:
+            self.findings.error(child_node, "multiscales", "a label must be a multiscale image")
+            return None
+        return self.dispatch(group, meta, child_node, "label")
+
+    def plate(self, out: Node) -> None:
+        """Every well of a plate, and each well's fields."""
+        assert out.meta is not None
+        plate = out.meta.plate or {}
+        wells = plate.get("wells")
+        if not isinstance(wells, list):
+            self.findings.error(out.path, "plate/wells", "must be a list")
+            return
+        paths: list[tuple[int, str]] = []
+        for i, well in enumerate(wells):
+            path = well.get("path") if isinstance(well, Mapping) else None
+            if not isinstance(path, str):
+                if not self.findings.reported(out.path, f"plate/wells/{i}"):
+                    self.findings.error(out.path, f"plate/wells/{i}/path", "must be a string")
+                continue
+            if self.thorough and out.meta.version in _V2_VERSIONS:
+                self.check_well_path_04(plate, well, i, out.path)
+            paths.append((i, path))
+        members = fetch_members(out.group, [path for _, path in paths])
+        jobs = [
+            (path, _bind(self.plate_well, member, path, i, out.path))
+            for (i, path), member in zip(paths, members, strict=True)
+        ]
+        out.children.update(self.run(jobs))
+
+    def plate_well(self, member: Any, path: str, i: int, node: str) -> Node | None:
+        """One well a plate names."""
+        group = self.member_group(member, path, node, f"plate/wells/{i}/path")
+        if group is None:
+            return None
+        child_node = join(node, path)
+        meta = self.metadata(group, child_node)
+        if meta is not None and meta.well is None:
+            self.findings.error(child_node, "well", "a plate's well needs well metadata")
+            return None
+        return self.dispatch(group, meta, child_node, "well")
+
+    def check_well_path_04(self, plate: Mapping, well: Mapping, i: int, node: str) -> None:
+        """0.4 well paths: the suite accepts column-first ones, so only warn."""
+        names = {}
+        for key in ("rows", "columns"):
+            entries = plate.get(key) or []
+            names[key] = [e.get("name") if isinstance(e, Mapping) else None for e in entries]
+        row, col = well.get("rowIndex"), well.get("columnIndex")
+        if not (isinstance(row, int) and isinstance(col, int)):
+            return
+        if not (0 <= row < len(names["rows"]) and 0 <= col < len(names["columns"])):
+            self.findings.add(
+                node, f"plate/wells/{i}", "rowIndex or columnIndex out of range", "warning"
+            )
+            return
+        expected = f"{names['rows'][row]}/{names['columns'][col]}"
+        if well.get("path") != expected:
+            self.findings.add(
+                node,
+                f"plate/wells/{i}/path",
+                f"{well.get('path')!r} is not '<row>/<column>' = {expected!r} "
+                "(accepted in 0.4, refused from 0.5 on)",
+                "warning",
+            )
+
+    def well(self, out: Node) -> None:
+        """Every field of view a well names."""
+        assert out.meta is not None
+        node = out.path
+        images = (out.meta.well or {}).get("images")
+        if not isinstance(images, list) or not images:
+            if not self.findings.reported(node, "well/images"):
+                self.findings.error(node, "well/images", "must list at least one image")
+            return
+        paths: list[tuple[int, str]] = []
+        for j, image in enumerate(images):
+            path = image.get("path") if isinstance(image, Mapping) else None
+            if not isinstance(path, str):
+                if not self.findings.reported(node, f"well/images/{j}"):
+                    self.findings.error(node, f"well/images/{j}/path", "must be a string")
+                continue
+            paths.append((j, path))
+        members = fetch_members(out.group, [path for _, path in paths])
+        jobs = [
+            (path, _bind(self.field, member, path, j, node))
+            for (j, path), member in zip(paths, members, strict=True)
+        ]
+        out.children.update(self.run(jobs))
+
+    def field(self, member: Any, path: str, j: int, node: str) -> Node | None:
+        """One field of view a well names."""
+        group = self.member_group(member, path, node, f"well/images/{j}/path")
+        if group is None:
+            return None
+        child_node = join(node, path)
+        meta = self.metadata(group, child_node)
+        if meta is not None and not meta.is_image:
+            message = "a well's field must be a multiscale image"
+            self.findings.error(child_node, "multiscales", message)
+            return None
+        return self.dispatch(group, meta, child_node, "field")
+
+    def collection(self, out: Node) -> None:
+        """A bioformats2raw collection: the ``OME`` group's series list and each series."""
+        node, group = out.path, out.group
+        (ome,) = fetch_members(group, ["OME"])
+        series: tuple[str, ...] | None = None
+        ome_node = join(node, "OME")
+        if isinstance(ome, zarr.Group):
+            ome_meta = self.metadata(ome, ome_node)
+            series = ome_meta.series if ome_meta is not None else None
+            out.children["OME"] = Node(ome_node, ome, ome_meta)
+        if series is None:
+            series = tuple(_numbered_groups(group))
+            if not series and self.thorough:
+                msg = "no series group '0' in the collection"
+                self.findings.error(node, "bioformats2raw.layout", msg)
+            owner, keys = node, ["bioformats2raw.layout"] * len(series)
+        else:
+            owner, keys = ome_node, [f"series/{i}" for i in range(len(series))]
+        members = fetch_members(group, list(series))
+        jobs = [
+            (path, _bind(self.series, member, path, key, owner, node))
+            for path, key, member in zip(series, keys, members, strict=True)
+        ]
+        out.children.update(self.run(jobs))
+
+    def series(self, member: Any, path: str, key: str, owner: str, node: str) -> Node | None:
+        """One series of a collection; the reader reads images and plates only."""
+        group = self.member_group(member, path, owner, key)
+        if group is None:
+            return None
+        child_node = join(node, path)
+        meta = self.metadata(group, child_node)
+        if not self.thorough and not (meta is not None and (meta.is_image or meta.plate)):
+            return None
+        return self.dispatch(group, meta, child_node, "series")
+
+
+#: Versions stored in zarr v2, where the plate's well paths are not checked by the parser.
+_V2_VERSIONS = ("0.1", "0.2", "0.3", "0.4")
+
+
+def level_dims(meta: NodeMeta, multiscale: Multiscale, ndim: int) -> tuple[str, ...]:
+    """The axis names of a level's array: 0.1-0.3 images of fewer than five dimensions
+    drop the leading implied axes."""
+    dims = multiscale.axis_names
+    if meta.version in ("0.1", "0.2", "0.3") and len(dims) == 5 and ndim < 5:
+        return dims[5 - ndim :]
+    return dims
+
+
+def _declared_version(attrs: Mapping) -> str | None:
+    """The version the attributes state, if they can say."""
+    try:
+        return split_attributes(attrs)[0]
+    except OmeZarrError:
+        return None
+
+
+def _numbered_groups(group: zarr.Group) -> list[str]:
+    """``"0"``, ``"1"``, ... while such child groups exist."""
+    found = []
+    for i in itertools.count():
+        (member,) = fetch_members(group, [str(i)])
+        if not isinstance(member, zarr.Group):
+            return found
+        found.append(str(i))
+    return found
+
+
+def _bind(method: Callable[..., Node | None], *args: Any) -> Callable[[], Node | None]:
+    """``method`` with its arguments, to run later (maybe in another thread)."""
+    return lambda: method(*args)
