@@ -144,8 +144,9 @@ class Findings:
 
     def exception(self, node: str, key: str, message: str) -> OmeZarrError:
         """The error the reader raises for a problem."""
-        prefix = "" if key == ROOT_KEY else f"{key}: "
-        return OmeZarrError(f"{self.where(node)}: {prefix}{message}")
+        return OmeZarrError.at(
+            message, store=self.store_name, node=node, key=None if key == ROOT_KEY else key
+        )
 
     def error(self, node: str, key: str, message: str, cause: BaseException | None = None) -> None:
         """A problem that makes the store invalid: listed, or raised at once."""
@@ -173,13 +174,10 @@ class Findings:
             p.node == node and p.severity == "error" and _related(p.key, key) for p in self.problems
         )
 
-    def split(self, err: OmeZarrError, node: str) -> tuple[str, str]:
-        """(key, message) of a parser or geometry error."""
-        text = str(err).removeprefix(f"{self.where(node)}: ")
-        key, sep, message = text.partition(": ")
-        if not sep or " " in key or not key:
-            return ROOT_KEY, text
-        return key, message
+    @staticmethod
+    def split(err: OmeZarrError) -> tuple[str, str]:
+        """(key, message) of a parser or geometry error, from its fields."""
+        return err.key or ROOT_KEY, err.reason
 
 
 def first_multiscale(meta: NodeMeta, where: str) -> Multiscale:
@@ -275,7 +273,7 @@ class Walker:
             try:
                 meta, problem = parse_node(attrs, self.where(node), validate=False), None
             except OmeZarrError as err:
-                meta, problem = None, self.findings.split(err, node)
+                meta, problem = None, self.findings.split(err)
         for w in caught:
             if issubclass(w.category, OmeZarrWarning):
                 text = str(w.message).removeprefix(f"{self.where(node)}: ")
@@ -509,7 +507,7 @@ class Walker:
         try:
             level_geometry(multiscale, index)
         except OmeZarrError as err:
-            key, message = self.findings.split(err, node)
+            key, message = self.findings.split(err)
             self.findings.error(
                 node, key.replace("multiscales/0/", f"multiscales/{m}/", 1), message
             )

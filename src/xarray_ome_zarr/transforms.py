@@ -24,7 +24,9 @@ def _as_vectors(
         if t.values is None:
             continue
         if len(t.values) != ndim:
-            raise OmeZarrError(f"{key}/{i}/{t.type}: has {len(t.values)} values for {ndim} axes")
+            reason = f"has {len(t.values)} values for {ndim} axes"
+            at = f"{key}/{i}/{t.type}"
+            raise OmeZarrError(f"{at}: {reason}", key=at, reason=reason)
         if t.type == "scale":
             scale = np.asarray(t.values, dtype=np.float64)
         elif t.type == "translation":

@@ -87,6 +87,8 @@ def test_reading_raises_at_the_first_problem(version, tmp_path):
         "'0' names no array in the store"
     )
     assert isinstance(caught.value.__cause__, KeyError | FileNotFoundError)
+    assert (caught.value.store, caught.value.node) == (str(path), "/")
+    assert caught.value.key == "multiscales/0/datasets/0/path"
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -27,7 +27,7 @@ _KNOWN_MULTISCALE_KEYS = {
 
 
 def _fail(where: str, key: str, message: str) -> OmeZarrError:
-    return OmeZarrError(f"{where}: {key}: {message}")
+    return OmeZarrError(f"{where}: {key}: {message}", key=key, reason=message)
 
 
 def split_attributes(attrs: Mapping[str, Any], where: str = "") -> tuple[str | None, Mapping]:

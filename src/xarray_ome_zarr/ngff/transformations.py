@@ -50,7 +50,8 @@ Loader = Callable[[str, str], Any]
 
 
 def _fail(where: str, key: str, message: str) -> OmeZarrError:
-    return OmeZarrError(f"{where}: {key}: {message}" if where else f"{key}: {message}")
+    text = f"{where}: {key}: {message}" if where else f"{key}: {message}"
+    return OmeZarrError(text, key=key, reason=message)
 
 
 # ------------------------------------------------------------------------------------------
