@@ -19,9 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import accessor  # noqa: F401  registers the .ome accessors (cheap: xarray only)
+from ._version import __version__
 from .errors import OmeZarrError, OmeZarrWarning
-
-__version__ = "0.1.0"
 
 #: Public names loaded on first use: name -> the module that defines it.
 _LAZY = {

@@ -1,8 +1,9 @@
 """The xarray side of the model, in one place: how an OME-Zarr image looks inside xarray.
 
 :mod:`.ngff` says what the metadata documents mean; this module says how they are laid out
-in xarray objects, for the reader that builds them, the writer that reads them back, the
-``.ome`` accessor, the adapters and the command:
+in xarray objects, both ways (as rioxarray's conventions read and write theirs): for the
+reader that builds them, the writer and ``to_multiscale`` that turn them back into OME
+attributes, the ``.ome`` accessor, the adapters and the command:
 
 - the attribute names: a coordinate's ``axis_type``, ``scale`` and ``units``; a level
   Dataset's ``ome_dataset_path``;
@@ -12,15 +13,19 @@ in xarray objects, for the reader that builds them, the writer that reads them b
 - axis types: the coordinate's ``axis_type``, else the stored axis, else the name;
 - the geometry of a level read off its coordinates (:class:`ImageLevel`,
   :class:`AxisGeometry`), with the scale of a length-1 axis inferred from the level above;
-- the stored axes of an image's group attributes.
+- the stored axes of an image's group attributes, and the attributes an image's group
+  gets from its levels (:func:`image_attributes`: ``multiscales`` regenerated from the
+  coordinates, every other block kept).
 
-Light on import (xarray and numpy only): the accessor registers through it at import time.
+Light on import (xarray, numpy and the format layer): the accessor registers through it at
+import time.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +33,22 @@ import numpy as np
 import xarray as xr
 
 from .errors import OmeZarrError
-from .ngff.emit import normalize_unit
+from .ngff.emit import (
+    OME_KEYS,
+    SourceDocument,
+    check_axes,
+    convert_blocks,
+    dataset_json,
+    group_attributes,
+    multiscale_json,
+    normalize_unit,
+    omero_for_channels,
+    split_source,
+    stored_multiscale,
+)
 from .ngff.model import TYPE_BY_NAME, Axis, Multiscale
 from .ngff.parse import split_attributes
-from .transforms import block_factor, scale_translation, tidy
+from .transforms import block_factor, level_geometry, scale_translation, tidy
 
 #: Coordinate attribute holding the axis type.
 TYPE_ATTR = "axis_type"
@@ -394,3 +411,242 @@ def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str =
     raise OmeZarrError(
         f"expected an xarray DataArray, Dataset or DataTree, got {type(obj).__name__}"
     )
+
+
+# ---- group attributes -------------------------------------------------------------------
+def split_dataarray_attrs(attrs: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(group attrs, array attrs) of a DataArray: OME group attributes when it carries them."""
+    if "ome" in attrs or "multiscales" in attrs or any(k in attrs for k in OME_KEYS):
+        return dict(attrs), {}
+    return {}, dict(attrs)
+
+
+def source_of(
+    attrs: Mapping[str, Any], where: str = ""
+) -> tuple[SourceDocument, Multiscale | None]:
+    """The stored document of an image's group attributes and its (lenient) multiscale."""
+    source = split_source(attrs, where)
+    return source, stored_multiscale(source)
+
+
+def is_label_source(source: SourceDocument) -> bool:
+    """Whether the stored attributes say the image is a label image."""
+    return "image-label" in source.blocks
+
+
+def as_image_dataarray(
+    image: xr.DataArray | xr.Dataset, where: str = "Dataset"
+) -> tuple[xr.DataArray, dict]:
+    """(the image's DataArray, the group attributes that come with it)."""
+    if isinstance(image, xr.Dataset):
+        attrs = {k: v for k, v in image.attrs.items() if k != PATH_ATTR}
+        return single_array(image, where), attrs
+    if not isinstance(image, xr.DataArray):
+        raise OmeZarrError(f"expected a DataArray or Dataset, got {type(image).__name__}")
+    group_attrs, array_attrs = split_dataarray_attrs(image.attrs)
+    return image.copy(deep=False).assign_attrs(array_attrs) if group_attrs else image, group_attrs
+
+
+# ---- writing the convention: an image's group attributes from its levels ----------------
+def _stored_geometry(
+    stored: Multiscale | None, path: str | None, index: int
+) -> dict[str, tuple[float, float]]:
+    """(scale, translation) by axis name of the stored level with this path (else index)."""
+    if stored is None:
+        return {}
+    paths = [lv.path for lv in stored.levels]
+    i = paths.index(path) if path in paths else index
+    if not 0 <= i < len(paths):
+        return {}
+    try:
+        scale, translation = level_geometry(stored, i)
+    except OmeZarrError:
+        return {}
+    pairs = zip(stored.axes, scale, translation, strict=True)
+    return {a.name: (float(s), float(t)) for a, s, t in pairs}
+
+
+def axis_geometry(
+    level: xr.DataArray,
+    dim: str,
+    kind: str | None,
+    stored: Mapping[str, tuple[float, float]],
+    previous: tuple[float, float, int] | None,
+) -> tuple[float, float]:
+    """(scale, translation) of one axis of one level: coordinates first, then stored.
+
+    A length-1 axis without a ``scale`` attribute takes the stored scale, else the one
+    inferred from ``previous``, the (scale, translation, size) of the level before.
+    """
+    geometry = coordinate_geometry(level, dim, kind)
+    if geometry is None:
+        return stored.get(dim, (1.0, 0.0))
+    if level.sizes[dim] == 1 and attr_scale(coordinate(level, dim)) is None:
+        fallback = stored.get(dim, (None, 0))[0]
+        if not fallback and previous is not None:
+            fallback = one_pixel_scale(geometry[1], *previous)
+        return (fallback or geometry[0], geometry[1])
+    return geometry
+
+
+def _check_levels(levels: Sequence[xr.DataArray], where: str) -> tuple[str, ...]:
+    dims = tuple(str(d) for d in levels[0].dims)
+    previous = levels[0].shape
+    for i, level in enumerate(levels):
+        if tuple(level.dims) != dims:
+            raise OmeZarrError(f"{where}: level {i} has dims {level.dims}, level 0 has {dims}")
+        if any(b > a for a, b in zip(previous, level.shape, strict=True)):
+            raise OmeZarrError(
+                f"{where}: level {i} has shape {level.shape}, larger than the level before it "
+                f"{previous}; levels go from highest to lowest resolution"
+            )
+        previous = level.shape
+        if level.dtype.kind not in "biufc":
+            raise OmeZarrError(f"{where}: level {i} has dtype {level.dtype}, not numeric")
+    return dims
+
+
+def _axes(level: xr.DataArray, types: Mapping[str, Any], stored: Multiscale | None) -> list[Axis]:
+    by_name = {a.name: a for a in stored.axes} if stored is not None else {}
+    axes = []
+    for dim in (str(d) for d in level.dims):
+        kept = by_name.get(dim)
+        unit = axis_unit(coordinate(level, dim), kept)
+        extra = dict(kept.extra) if kept is not None else {}
+        axes.append(Axis(dim, types.get(dim), unit, extra))
+    return axes
+
+
+def level_paths(paths: Sequence[str | None]) -> list[str]:
+    """Dataset paths: the recorded ones when they are all there and distinct, else 0..N."""
+    cleaned = [p.strip("/") if isinstance(p, str) else None for p in paths]
+    if all(cleaned) and len(set(cleaned)) == len(cleaned):
+        return [str(p) for p in cleaned]
+    return [str(i) for i in range(len(paths))]
+
+
+def _channel_block(blocks: dict[str, Any], level: xr.DataArray, types: Mapping[str, Any]) -> None:
+    """Make ``omero`` name the channels of the channel coordinate, when there is one."""
+    channel = next((d for d in level.dims if types.get(str(d)) == "channel"), None)
+    if channel is None or channel not in level.coords:
+        return
+    coord = level.coords[channel]
+    if coord.ndim != 1 or coord.dtype.kind not in "UO":
+        return
+    labels = [str(v) for v in coord.values]
+    blocks["omero"] = omero_for_channels(blocks.get("omero"), labels, display_range(level.dtype))
+
+
+def display_range(dtype: np.dtype) -> tuple[float, float]:
+    """The ``window`` of a new omero channel: the integer range, else 0 to 1."""
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max)
+    return 0.0, 1.0
+
+
+def _multiscale_name(stored: Multiscale | None, name: str) -> str:
+    if stored is not None and stored.name is not None and variable_name(stored.name) == name:
+        return stored.name
+    return name
+
+
+def image_attributes(
+    levels: Sequence[xr.Dataset | xr.DataArray],
+    attrs: Mapping[str, Any],
+    version: str,
+    *,
+    paths: Sequence[str | None] | None = None,
+    label: bool = False,
+    type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    where: str = "node '/'",
+) -> dict[str, Any]:
+    """The group attributes of an image: ``multiscales`` from the levels, the rest kept.
+
+    Parameters
+    ----------
+    levels
+        The levels, highest resolution first (Datasets with one variable, or DataArrays).
+    attrs
+        The image group's attributes as stored (any version), or ``{}``.
+    version
+        ``"0.4"`` or ``"0.5"``.
+    paths
+        The dataset paths; default: each level's ``ome_dataset_path``, else ``0..N``.
+    label
+        Whether the image is a label image (gets an ``image-label`` block if it has none).
+    type, metadata
+        The multiscale's downsampling method and its description, when known.
+    where
+        Names the node in messages.
+
+    Raises
+    ------
+    OmeZarrError
+        For axes OME-Zarr cannot store, uneven coordinates, or levels out of order.
+    """
+    arrays = [level_array(lv, where) for lv in levels]
+    if paths is None:
+        paths = [lv.attrs.get(PATH_ATTR) if isinstance(lv, xr.Dataset) else None for lv in levels]
+    dims = _check_levels(arrays, where)
+    source, stored = source_of(attrs, where)
+    types = axis_types(arrays[0], axes_by_name(stored))
+    axes = _axes(arrays[0], types, stored)
+    check_axes(axes, where)
+    written = level_paths(paths)
+    datasets = []
+    previous: list[tuple[float, float, int] | None] = [None] * len(dims)
+    for i, (level, path) in enumerate(zip(arrays, written, strict=True)):
+        stored_geometry = _stored_geometry(stored, path, i)
+        scale, translation = [], []
+        for j, dim in enumerate(dims):
+            try:
+                s, t = axis_geometry(level, dim, types[dim], stored_geometry, previous[j])
+            except OmeZarrError as err:
+                raise OmeZarrError(f"{where}, level {i}: {err}") from None
+            previous[j] = (s, t, level.sizes[dim])
+            scale.append(tidy(s))
+            translation.append(tidy(t, s))
+        datasets.append(dataset_json(path, scale, translation))
+    name = _multiscale_name(stored, variable_name(arrays[0].name))
+    multiscale = multiscale_json(
+        version,
+        axes,
+        datasets,
+        name=name,
+        type=type if type is not None else (stored.type if stored else None),
+        metadata=metadata if metadata is not None else (stored.metadata if stored else None),
+        extra=stored.extra if stored else None,
+    )
+    blocks = convert_blocks(source.blocks, source.version, version)
+    _channel_block(blocks, arrays[0], types)
+    if label:
+        check_label(arrays[0], where)
+        blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
+    return jsonable(group_attributes(version, blocks, source.other, multiscale))
+
+
+def level_array(level: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:
+    return level if isinstance(level, xr.DataArray) else single_array(level, where)
+
+
+def check_label(level: xr.DataArray, where: str) -> None:
+    if level.dtype.kind not in "iu":
+        raise OmeZarrError(
+            f"{where}: a label image must hold integers, got dtype {level.dtype} "
+            "(cast it with .astype first)"
+        )
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into JSON types (a deep copy)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)

@@ -1,4 +1,8 @@
-"""Downsampling methods and pyramid geometry: lazy with dask, so large images stream through.
+"""Image pyramids: downsampling kernels, the pyramid's geometry and ``to_multiscale``.
+
+Lazy with dask, so large images stream through. The writer builds its pyramids here
+(:func:`pyramid`); what the levels look like in xarray and the OME attributes that describe
+them come from :mod:`.layout`, the chunk shapes from :mod:`.chunking`.
 
 A level downsampled by ``f`` along an axis has ``n // f`` pixels. When ``f`` does not divide
 ``n``, the first ``n % f`` pixels are left out, as multiscale-spatial-image's block averaging
@@ -14,7 +18,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,56 +25,35 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ._version import __version__
+from .chunking import aligned_chunks, chunked, default_chunks, grown_chunks
 from .errors import OmeZarrError
 from .layout import (
     PATH_ATTR,
     SCALE_ATTR,
     TYPE_ATTR,
+    as_image_dataarray,
     axes_by_name,
     axis_types,
     coordinate_geometry,
+    image_attributes,
+    is_label_source,
+    source_of,
     variable_name,
 )
-from .ngff.emit import OME_KEYS, SourceDocument, split_source, stored_multiscale
-from .ngff.model import Multiscale
 from .transforms import coordinate_values, downsampled
 
 #: Downsampling methods, by name.
 METHODS = ("mean", "nearest", "mode", "gaussian")
 #: Gaussian kernels are cut at this many standard deviations (as scipy.ndimage does).
 TRUNCATE = 4.0
-#: Largest chunk the default chunking makes, in bytes.
-MAX_CHUNK_BYTES = 4 * 2**20
-#: About the size of the dask blocks the writer and the pyramid builder make, in bytes.
-DASK_CHUNK_BYTES = 32 * 2**20
 #: About how many bytes of integer sums the block mean works on at a time (cache-sized).
 MEAN_SLAB_BYTES = 2**20
 
 FactorsLike = Sequence[int | Mapping[str, int]]
 
 
-# ---- axes --------------------------------------------------------------------------------
-def split_dataarray_attrs(attrs: Mapping[str, Any]) -> tuple[dict, dict]:
-    """(group attrs, array attrs) of a DataArray: OME group attributes when it carries them."""
-    if "ome" in attrs or "multiscales" in attrs or any(k in attrs for k in OME_KEYS):
-        return dict(attrs), {}
-    return {}, dict(attrs)
-
-
-def source_of(
-    attrs: Mapping[str, Any], where: str = ""
-) -> tuple[SourceDocument, Multiscale | None]:
-    """The stored document of an image's group attributes and its (lenient) multiscale."""
-    source = split_source(attrs, where)
-    return source, stored_multiscale(source)
-
-
-def is_label_source(source: SourceDocument) -> bool:
-    """Whether the stored attributes say the image is a label image."""
-    return "image-label" in source.blocks
-
-
-# ---- geometry ----------------------------------------------------------------------------
+# ---- factors -----------------------------------------------------------------------------
 def level_factors(
     scale_factors: FactorsLike, dims: Sequence[str], types: Mapping[str, Any]
 ) -> list[tuple[int, ...]]:
@@ -300,20 +282,6 @@ def smooth_kernel(x: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
 
 
 # ---- dask ---------------------------------------------------------------------------------
-def aligned_chunks(chunks: tuple[tuple[int, ...], ...], units: Sequence[int]) -> tuple:
-    """Chunks along each axis that are multiples of ``units`` (the last may be shorter)."""
-    out = []
-    for sizes, unit in zip(chunks, units, strict=True):
-        total = sum(sizes)
-        if all(s % unit == 0 for s in sizes[:-1]):
-            out.append(sizes)
-            continue
-        step = max(unit, (max(sizes) // unit) * unit)
-        full, rest = divmod(total, step)
-        out.append((step,) * full + ((rest,) if rest else ()))
-    return tuple(out)
-
-
 def _smooth(arr: da.Array, factors: Sequence[int]) -> da.Array:
     sigmas = [gaussian_sigma(f) for f in factors]
     radii = [len(gaussian_weights(s)) // 2 if s > 0 else 0 for s in sigmas]
@@ -356,70 +324,6 @@ def downsample(arr: da.Array, factors: Sequence[int], method: str) -> da.Array:
 def default_method(dtype: np.dtype, label: bool) -> str:
     """``mode`` for integer label images, ``mean`` otherwise."""
     return "mode" if label and np.dtype(dtype).kind in "iu" else "mean"
-
-
-def default_chunks(
-    dims: Sequence[str], shape: Sequence[int], types: Mapping[str, Any], itemsize: int
-) -> tuple[int, ...]:
-    """Chunks of a few MiB at most: 1 along time, channel and custom axes; 256 along the
-    space axes of a 2-D image; 64 along z of a 3-D one with y and x at 128 (2 MiB of uint16:
-    fewer, larger chunks write faster, docs/benchmarks.md), widened up to 256 when z is
-    thin."""
-    spaces = [d for d in dims if types.get(d) == "space"]
-    sizes = dict(zip(dims, shape, strict=True))
-    chunk = {d: 1 for d in dims}
-    if len(spaces) == 2:
-        chunk.update({d: 256 for d in spaces})
-    elif spaces:
-        first, rest = spaces[0], spaces[1:]
-        depth = min(sizes[first], 64)
-        side = min(256, int(math.sqrt(64 * 128 * 128 / max(depth, 1))))
-        chunk.update({first: depth, **{d: side for d in rest}})
-    out = [max(1, min(chunk[d], sizes[d])) for d in dims]
-    while math.prod(out) * itemsize > MAX_CHUNK_BYTES and max(out) > 1:
-        i = out.index(max(out))
-        out[i] = max(1, out[i] // 2)
-    return tuple(out)
-
-
-def grown_chunks(
-    shape: Sequence[int], unit: Sequence[int], itemsize: int, budget: int = DASK_CHUNK_BYTES
-) -> tuple[int, ...]:
-    """Dask chunks made of whole ``unit`` blocks (zarr chunks or shards), grown along the
-    last axes first up to about ``budget`` bytes: fewer, larger tasks for zarr to write."""
-    sizes = [max(1, min(u, n)) for u, n in zip(unit, shape, strict=True)]
-    for i in reversed(range(len(sizes))):
-        room = budget // max(1, math.prod(sizes) * itemsize)
-        if room < 2:
-            break
-        sizes[i] = min(shape[i], sizes[i] * min(room, -(-shape[i] // sizes[i])))
-    return tuple(sizes)
-
-
-def numpy_pixels(level: xr.DataArray) -> np.ndarray | None:
-    """The level's pixels when they are a numpy array in memory, else ``None``."""
-    data = getattr(level.variable, "_data", None)  # not .data: it loads lazily opened arrays
-    return data if type(data) is np.ndarray else None
-
-
-def view_blocks(x: np.ndarray, chunks: Sequence[int]) -> da.Array:
-    """A dask array over views of ``x``: no copy and no hash of the pixels (which
-    ``dask.array.from_array`` makes). Only for a computation that ends before ``x`` changes."""
-    normal = da.core.normalize_chunks(tuple(chunks), x.shape, dtype=x.dtype)
-    name = f"numpy-views-{uuid.uuid4().hex}"
-    keys = itertools.product([name], *(range(len(c)) for c in normal))
-    graph = {key: x[s] for key, s in zip(keys, da.core.slices_from_chunks(normal), strict=True)}
-    return da.Array(graph, name, normal, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
-
-
-def chunked(level: xr.DataArray, chunks: Mapping[str, int], views: bool = False) -> xr.DataArray:
-    """``level`` as dask blocks of ``chunks``; with ``views``, numpy pixels are not copied
-    (see :func:`view_blocks`), for a write that ends before the caller gets them back."""
-    pixels = numpy_pixels(level) if views else None
-    if pixels is None:
-        return level.chunk(chunks)
-    sizes = tuple(chunks.get(str(d), n) for d, n in zip(level.dims, level.shape, strict=True))
-    return level.copy(deep=False, data=view_blocks(pixels, sizes))
 
 
 # ---- pyramid ------------------------------------------------------------------------------
@@ -525,20 +429,6 @@ def derived_encoding(encoding: Mapping[str, Any], shape: Sequence[int]) -> dict[
     return out
 
 
-def as_image_dataarray(image: xr.DataArray | xr.Dataset) -> tuple[xr.DataArray, dict]:
-    """(the image's DataArray, the group attributes that come with it)."""
-    if isinstance(image, xr.Dataset):
-        names = list(image.data_vars)
-        if len(names) != 1:
-            raise OmeZarrError(f"an image Dataset needs exactly one data variable, got {names}")
-        attrs = {k: v for k, v in image.attrs.items() if k != PATH_ATTR}
-        return image[names[0]], attrs
-    if not isinstance(image, xr.DataArray):
-        raise OmeZarrError(f"expected a DataArray or Dataset, got {type(image).__name__}")
-    group_attrs, array_attrs = split_dataarray_attrs(image.attrs)
-    return image.copy(deep=False).assign_attrs(array_attrs) if group_attrs else image, group_attrs
-
-
 def to_multiscale(
     image: xr.DataArray | xr.Dataset,
     scale_factors: FactorsLike,
@@ -580,8 +470,6 @@ def to_multiscale(
     [(16, 256, 256), (8, 128, 128), (4, 64, 64)]
     >>> xoz.to_multiscale(image, [{"y": 2, "x": 2}], method="nearest")  # doctest: +SKIP
     """
-    from .writer import image_attributes
-
     array, group_attrs = as_image_dataarray(image)
     source, stored = source_of(group_attrs)
     types = axis_types(array, axes_by_name(stored))
@@ -602,8 +490,6 @@ def to_multiscale(
 
 def method_metadata(method: str, scale_factors: Any) -> dict[str, Any]:
     """The multiscale's ``metadata`` block for a pyramid this package built."""
-    from . import __version__
-
     described = {
         "mean": "block mean",
         "nearest": "the pixel nearest each block's centre",

@@ -8,7 +8,6 @@ image; a local directory or ``.ozx`` file is staged beside the target and moved 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,48 +18,35 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from .chunking import aligned_chunks, chunked, default_chunks, grown_chunks
 from .compression import AUTO, compressors_for, default_compressors
 from .errors import OmeZarrError
 from .layout import (
     PATH_ATTR,
-    attr_scale,
+    as_image_dataarray,
     axes_by_name,
     axis_types,
-    axis_unit,
-    coordinate,
-    coordinate_geometry,
+    check_label,
+    image_attributes,
+    is_label_source,
+    jsonable,
+    level_array,
     level_number,
-    one_pixel_scale,
-    single_array,
+    level_paths,
+    source_of,
     variable_name,
 )
-from .multiscale import (
-    aligned_chunks,
-    as_image_dataarray,
-    chunked,
-    default_chunks,
-    grown_chunks,
-    is_label_source,
-    method_metadata,
-    pyramid,
-    source_of,
-)
+from .multiscale import method_metadata, pyramid
 from .ngff.emit import (
-    check_axes,
     check_version,
     convert_blocks,
-    dataset_json,
     group_attributes,
-    multiscale_json,
-    omero_for_channels,
     present_entries,
     split_source,
     zarr_format_of,
 )
-from .ngff.model import Axis, Multiscale
 from .ngff.parse import parse_node
 from .targets import ArrayPlan, Plan, make_target, write_to
-from .transforms import level_geometry, tidy
 
 
 # ---- the plan: everything decided before the store is touched ----------------------------
@@ -97,197 +83,6 @@ class ImageInput:
 # ---- metadata of one image ---------------------------------------------------------------
 def _where(node: str) -> str:
     return f"node {'/' + node.strip('/')!r}"
-
-
-def _stored_geometry(
-    stored: Multiscale | None, path: str | None, index: int
-) -> dict[str, tuple[float, float]]:
-    """(scale, translation) by axis name of the stored level with this path (else index)."""
-    if stored is None:
-        return {}
-    paths = [lv.path for lv in stored.levels]
-    i = paths.index(path) if path in paths else index
-    if not 0 <= i < len(paths):
-        return {}
-    try:
-        scale, translation = level_geometry(stored, i)
-    except OmeZarrError:
-        return {}
-    pairs = zip(stored.axes, scale, translation, strict=True)
-    return {a.name: (float(s), float(t)) for a, s, t in pairs}
-
-
-def axis_geometry(
-    level: xr.DataArray,
-    dim: str,
-    kind: str | None,
-    stored: Mapping[str, tuple[float, float]],
-    previous: tuple[float, float, int] | None,
-) -> tuple[float, float]:
-    """(scale, translation) of one axis of one level: coordinates first, then stored.
-
-    A length-1 axis without a ``scale`` attribute takes the stored scale, else the one
-    inferred from ``previous``, the (scale, translation, size) of the level before.
-    """
-    geometry = coordinate_geometry(level, dim, kind)
-    if geometry is None:
-        return stored.get(dim, (1.0, 0.0))
-    if level.sizes[dim] == 1 and attr_scale(coordinate(level, dim)) is None:
-        fallback = stored.get(dim, (None, 0))[0]
-        if not fallback and previous is not None:
-            fallback = one_pixel_scale(geometry[1], *previous)
-        return (fallback or geometry[0], geometry[1])
-    return geometry
-
-
-def _check_levels(levels: Sequence[xr.DataArray], where: str) -> tuple[str, ...]:
-    dims = tuple(str(d) for d in levels[0].dims)
-    previous = levels[0].shape
-    for i, level in enumerate(levels):
-        if tuple(level.dims) != dims:
-            raise OmeZarrError(f"{where}: level {i} has dims {level.dims}, level 0 has {dims}")
-        if any(b > a for a, b in zip(previous, level.shape, strict=True)):
-            raise OmeZarrError(
-                f"{where}: level {i} has shape {level.shape}, larger than the level before it "
-                f"{previous}; levels go from highest to lowest resolution"
-            )
-        previous = level.shape
-        if level.dtype.kind not in "biufc":
-            raise OmeZarrError(f"{where}: level {i} has dtype {level.dtype}, not numeric")
-    return dims
-
-
-def _axes(level: xr.DataArray, types: Mapping[str, Any], stored: Multiscale | None) -> list[Axis]:
-    by_name = {a.name: a for a in stored.axes} if stored is not None else {}
-    axes = []
-    for dim in (str(d) for d in level.dims):
-        kept = by_name.get(dim)
-        unit = axis_unit(coordinate(level, dim), kept)
-        extra = dict(kept.extra) if kept is not None else {}
-        axes.append(Axis(dim, types.get(dim), unit, extra))
-    return axes
-
-
-def level_paths(paths: Sequence[str | None]) -> list[str]:
-    """Dataset paths: the recorded ones when they are all there and distinct, else 0..N."""
-    cleaned = [p.strip("/") if isinstance(p, str) else None for p in paths]
-    if all(cleaned) and len(set(cleaned)) == len(cleaned):
-        return [str(p) for p in cleaned]
-    return [str(i) for i in range(len(paths))]
-
-
-def _channel_block(blocks: dict[str, Any], level: xr.DataArray, types: Mapping[str, Any]) -> None:
-    """Make ``omero`` name the channels of the channel coordinate, when there is one."""
-    channel = next((d for d in level.dims if types.get(str(d)) == "channel"), None)
-    if channel is None or channel not in level.coords:
-        return
-    coord = level.coords[channel]
-    if coord.ndim != 1 or coord.dtype.kind not in "UO":
-        return
-    labels = [str(v) for v in coord.values]
-    blocks["omero"] = omero_for_channels(blocks.get("omero"), labels, display_range(level.dtype))
-
-
-def display_range(dtype: np.dtype) -> tuple[float, float]:
-    """The ``window`` of a new omero channel: the integer range, else 0 to 1."""
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        return float(info.min), float(info.max)
-    return 0.0, 1.0
-
-
-def _multiscale_name(stored: Multiscale | None, name: str) -> str:
-    if stored is not None and stored.name is not None and variable_name(stored.name) == name:
-        return stored.name
-    return name
-
-
-def image_attributes(
-    levels: Sequence[xr.Dataset | xr.DataArray],
-    attrs: Mapping[str, Any],
-    version: str,
-    *,
-    paths: Sequence[str | None] | None = None,
-    label: bool = False,
-    type: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    where: str = "node '/'",
-) -> dict[str, Any]:
-    """The group attributes of an image: ``multiscales`` from the levels, the rest kept.
-
-    Parameters
-    ----------
-    levels
-        The levels, highest resolution first (Datasets with one variable, or DataArrays).
-    attrs
-        The image group's attributes as stored (any version), or ``{}``.
-    version
-        ``"0.4"`` or ``"0.5"``.
-    paths
-        The dataset paths; default: each level's ``ome_dataset_path``, else ``0..N``.
-    label
-        Whether the image is a label image (gets an ``image-label`` block if it has none).
-    type, metadata
-        The multiscale's downsampling method and its description, when known.
-    where
-        Names the node in messages.
-
-    Raises
-    ------
-    OmeZarrError
-        For axes OME-Zarr cannot store, uneven coordinates, or levels out of order.
-    """
-    arrays = [_level_array(lv, where) for lv in levels]
-    if paths is None:
-        paths = [lv.attrs.get(PATH_ATTR) if isinstance(lv, xr.Dataset) else None for lv in levels]
-    dims = _check_levels(arrays, where)
-    source, stored = source_of(attrs, where)
-    types = axis_types(arrays[0], axes_by_name(stored))
-    axes = _axes(arrays[0], types, stored)
-    check_axes(axes, where)
-    written = level_paths(paths)
-    datasets = []
-    previous: list[tuple[float, float, int] | None] = [None] * len(dims)
-    for i, (level, path) in enumerate(zip(arrays, written, strict=True)):
-        stored_geometry = _stored_geometry(stored, path, i)
-        scale, translation = [], []
-        for j, dim in enumerate(dims):
-            try:
-                s, t = axis_geometry(level, dim, types[dim], stored_geometry, previous[j])
-            except OmeZarrError as err:
-                raise OmeZarrError(f"{where}, level {i}: {err}") from None
-            previous[j] = (s, t, level.sizes[dim])
-            scale.append(tidy(s))
-            translation.append(tidy(t, s))
-        datasets.append(dataset_json(path, scale, translation))
-    name = _multiscale_name(stored, variable_name(arrays[0].name))
-    multiscale = multiscale_json(
-        version,
-        axes,
-        datasets,
-        name=name,
-        type=type if type is not None else (stored.type if stored else None),
-        metadata=metadata if metadata is not None else (stored.metadata if stored else None),
-        extra=stored.extra if stored else None,
-    )
-    blocks = convert_blocks(source.blocks, source.version, version)
-    _channel_block(blocks, arrays[0], types)
-    if label:
-        _check_label(arrays[0], where)
-        blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
-    return _jsonable(group_attributes(version, blocks, source.other, multiscale))
-
-
-def _level_array(level: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:
-    return level if isinstance(level, xr.DataArray) else single_array(level, where)
-
-
-def _check_label(level: xr.DataArray, where: str) -> None:
-    if level.dtype.kind not in "iu":
-        raise OmeZarrError(
-            f"{where}: a label image must hold integers, got dtype {level.dtype} "
-            "(cast it with .astype first)"
-        )
 
 
 # ---- arrays -----------------------------------------------------------------------------
@@ -447,7 +242,7 @@ def _dask_data(level: xr.DataArray, unit: Sequence[int]) -> da.Array:
 
 
 def _array_attrs(level: xr.DataArray) -> dict[str, Any]:
-    return _jsonable({k: v for k, v in level.attrs.items() if k != "_ARRAY_DIMENSIONS"})
+    return jsonable({k: v for k, v in level.attrs.items() if k != "_ARRAY_DIMENSIONS"})
 
 
 def array_plan(
@@ -567,7 +362,7 @@ def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
             node=path,
             attrs=node.attrs,
             levels=[
-                _level_array(ds, f"{where}/{c.name}")
+                level_array(ds, f"{where}/{c.name}")
                 for ds, (_, c) in zip(datasets, levels, strict=True)
             ],
             paths=[ds.attrs.get(PATH_ATTR) for ds in datasets],
@@ -575,12 +370,12 @@ def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
     if node.data_vars:
         ds = node.to_dataset(inherit=True)
         attrs = {k: v for k, v in ds.attrs.items() if k != PATH_ATTR}
-        return ImageInput(path, attrs, [_level_array(ds, where)], [ds.attrs.get(PATH_ATTR)])
+        return ImageInput(path, attrs, [level_array(ds, where)], [ds.attrs.get(PATH_ATTR)])
     return None
 
 
 def _single_image(obj: xr.DataArray | xr.Dataset) -> ImageInput:
-    array, attrs = as_image_dataarray(obj)
+    array, attrs = as_image_dataarray(obj, _where(""))
     path = obj.attrs.get(PATH_ATTR) if isinstance(obj, xr.Dataset) else None
     return ImageInput("", attrs, [array], [path])
 
@@ -604,7 +399,7 @@ class Planner:
         if self.options.scale_factors is not None:
             types = axis_types(levels[0], axes_by_name(stored))
             if label:
-                _check_label(levels[0], where)
+                check_label(levels[0], where)
             try:
                 levels, ms_type = pyramid(
                     levels[0],
@@ -649,11 +444,11 @@ class Planner:
         """Plan a group that is not an image: its OME blocks converted, listings refreshed."""
         source = split_source(node.attrs, _where(path))
         if not source.is_ome:
-            self.plan.groups[path] = _jsonable(dict(node.attrs))
+            self.plan.groups[path] = jsonable(dict(node.attrs))
             return
         blocks = convert_blocks(source.blocks, source.version, self.options.version)
         _refresh_listings(blocks, node)
-        attrs = _jsonable(group_attributes(self.options.version, blocks, source.other))
+        attrs = jsonable(group_attributes(self.options.version, blocks, source.other))
         self.check(attrs, path)
         self.plan.groups[path] = attrs
 
@@ -933,17 +728,4 @@ def _as_image_input(obj: Any, *described: Any) -> Any:
     return image(obj, **keywords)
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays turned into JSON types (a deep copy)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return copy.deepcopy(value)
-
-
-__all__ = ["image_attributes", "to_ome_zarr"]
+__all__ = ["to_ome_zarr"]

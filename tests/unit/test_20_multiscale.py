@@ -8,15 +8,13 @@ import pytest
 import xarray as xr
 
 from xarray_ome_zarr import OmeZarrError
+from xarray_ome_zarr.chunking import aligned_chunks, default_chunks, grown_chunks
 from xarray_ome_zarr.multiscale import (
-    aligned_chunks,
-    default_chunks,
     default_method,
     downsample,
     downsample_level,
     gaussian_sigma,
     gaussian_weights,
-    grown_chunks,
     level_factors,
     mode_kernel,
 )

@@ -23,16 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xarray_ome_zarr as xoz
+from xarray_ome_zarr.chunking import chunked, numpy_pixels, view_blocks
 from xarray_ome_zarr.multiscale import (
     block_sums,
-    chunked,
     mean_kernel,
     mean_slabs,
-    numpy_pixels,
     pyramid,
     rounded_mean,
     sum_dtype,
-    view_blocks,
 )
 from xarray_ome_zarr.targets import ChunkWriter
 from xarray_ome_zarr.writer import Options, make_plan
