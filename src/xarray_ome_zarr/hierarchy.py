@@ -26,6 +26,7 @@ from .errors import OmeZarrError, OmeZarrWarning
 from .ngff.model import Multiscale, NodeMeta
 from .ngff.parse import parse_node, split_attributes
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
+from .ngff.v06 import DEV_VERSIONS, SPELLING_RULE, is_06, normalise_spelling, scene_image_paths
 from .transforms import level_geometry
 
 Severity = Literal["error", "warning"]
@@ -53,12 +54,25 @@ class Problem:
     severity
         ``"error"`` (the store is not valid OME-Zarr) or ``"warning"`` (transitional
         metadata such as ``omero`` is wrong; pixels and coordinates are not affected).
+    rule
+        A stable id of the rule concerned, where there is one.
     """
 
     node: str
     key: str
     message: str
     severity: Severity = "error"
+    rule: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The problem as ``validate --json`` prints it."""
+        return {
+            "severity": self.severity,
+            "node": self.node,
+            "key": self.key,
+            "message": self.message,
+            "rule": self.rule,
+        }
 
     def __str__(self) -> str:
         return f"{self.severity} {self.node} {self.key}: {self.message}"
@@ -154,9 +168,11 @@ class Findings:
             raise self.exception(node, key, message) from cause
         self.add(node, key, message, "error")
 
-    def add(self, node: str, key: str, message: str, severity: Severity) -> None:
+    def add(
+        self, node: str, key: str, message: str, severity: Severity, rule: str | None = None
+    ) -> None:
         """List a problem once."""
-        problem = Problem("/" + node.strip("/"), key, message, severity)
+        problem = Problem("/" + node.strip("/"), key, message, severity, rule)
         if problem not in self._seen:
             self._seen.add(problem)
             self.problems.append(problem)
@@ -225,14 +241,25 @@ class Walker:
         Also apply the spec's strict schemas when collecting (``validate(strict=True)``).
 
     With ``findings.collect`` the walk is thorough: every multiscale, not only the first;
-    metadata that does not parse is reported and the walk goes on where it can. Subclasses
+    metadata that does not parse is reported and the walk goes on where it can. With
+    ``metadata_only`` no member a document names is opened (the spec's hierarchy cases hold
+    the root document only). Subclasses
     add checks the reader does not need through ``check_array`` and ``check_image``.
     """
 
-    def __init__(self, findings: Findings, *, validate: bool = True, strict: bool = False) -> None:
+    def __init__(
+        self,
+        findings: Findings,
+        *,
+        validate: bool = True,
+        strict: bool = False,
+        metadata_only: bool = False,
+    ) -> None:
         self.findings = findings
         self.validate = validate
         self.strict = strict
+        #: Judge the documents alone: no array or group they name is opened or required.
+        self.metadata_only = metadata_only
 
     @property
     def thorough(self) -> bool:
@@ -289,6 +316,12 @@ class Walker:
         except OmeZarrError:
             return []
         keys = []
+        if is_06(version):  # checked in the 0.6 spelling; the 0.6.dev one reported once
+            document, found = normalise_spelling(document)
+            attrs = {**attrs, "ome": document}
+            for key, message in found if version not in DEV_VERSIONS else ():
+                self.findings.add(node, key, f"{message} (the 0.6 text)", "error", SPELLING_RULE)
+                keys.append(key)
         for kind in kinds_for(document, version, strict=self.strict):
             for p in schema_problems(attrs, version, kind):
                 severity: Severity = "warning" if p.in_omero and not self.strict else "error"
@@ -333,6 +366,8 @@ class Walker:
                 self.findings.add(node, "labels", msg, "warning")
         elif not meta.is_ome:
             self.findings.error(node, ROOT_KEY, "no OME-Zarr metadata in this group")
+        if meta.scene is not None:
+            self.scene(out)
         return out
 
     def run(self, jobs: Sequence[tuple[str, Callable[[], Node | None]]]) -> dict[str, Node]:
@@ -379,6 +414,12 @@ class Walker:
             multiscales: tuple[Multiscale, ...] = meta.multiscales
         else:
             multiscales = (first_multiscale(meta, self.where(node)),)
+        if self.metadata_only:
+            for m, multiscale in enumerate(multiscales):
+                for i in range(len(multiscale.levels)):
+                    self.check_geometry(multiscale, m, i, node)
+                self.check_image(meta, multiscale, m, {}, node)
+            return
         paths = [lv.path for m in multiscales for lv in m.levels]
         *members, labels = fetch_members(group, [*paths, "labels"])
         start = 0
@@ -468,7 +509,7 @@ class Walker:
                 f"array {path!r} has dimension_names {list(names)}, which differ from the "
                 f"axes {list(dims)}",
             )
-        elif names is None and meta.version == "0.5" and self.thorough:
+        elif names is None and (meta.version == "0.5" or is_06(meta.version)) and self.thorough:
             self.findings.error(
                 node, key, f"array {path!r} has no dimension_names (0.5 needs them)"
             )
@@ -526,9 +567,37 @@ class Walker:
         """More checks of one multiscale (none here; ``validate`` adds some)."""
 
     # ---- labels, plates, wells, collections -----------------------------------------
+    def scene(self, out: Node) -> None:
+        """A 0.6 scene: the images its transforms reference by path, named by that path."""
+        assert out.meta is not None and out.meta.scene is not None
+        if self.metadata_only:
+            return
+        paths = list(scene_image_paths(out.meta.scene))
+        members = fetch_members(out.group, paths)
+        key = "scene/coordinateTransformations"
+        jobs = [
+            (path, _bind(self.scene_image, member, path, key, out.path))
+            for path, member in zip(paths, members, strict=True)
+        ]
+        out.children.update(self.run(jobs))
+
+    def scene_image(self, member: Any, path: str, key: str, node: str) -> Node | None:
+        """One image a scene references."""
+        group = self.member_group(member, path, node, key)
+        if group is None:
+            return None
+        child_node = join(node, path)
+        meta = self.metadata(group, child_node)
+        if meta is not None and not meta.is_image:
+            self.findings.error(child_node, "multiscales", "a scene's image must be a multiscale")
+            return None
+        return self.dispatch(group, meta, child_node, "image")
+
     def labels(self, out: Node) -> None:
         """Every label image a labels list names."""
         assert out.meta is not None
+        if self.metadata_only:
+            return
         names = list(out.meta.labels or ())
         members = fetch_members(out.group, names)
         jobs = [
@@ -552,6 +621,8 @@ class Walker:
     def plate(self, out: Node) -> None:
         """Every well of a plate, and each well's fields."""
         assert out.meta is not None
+        if self.metadata_only:
+            return
         plate = out.meta.plate or {}
         wells = plate.get("wells")
         if not isinstance(wells, list):
@@ -613,6 +684,8 @@ class Walker:
     def well(self, out: Node) -> None:
         """Every field of view a well names."""
         assert out.meta is not None
+        if self.metadata_only:
+            return
         node = out.path
         images = (out.meta.well or {}).get("images")
         if not isinstance(images, list) or not images:
@@ -649,6 +722,8 @@ class Walker:
 
     def collection(self, out: Node) -> None:
         """A bioformats2raw collection: the ``OME`` group's series list and each series."""
+        if self.metadata_only:
+            return
         node, group = out.path, out.group
         (ome,) = fetch_members(group, ["OME"])
         series: tuple[str, ...] | None = None

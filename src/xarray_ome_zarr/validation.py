@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from .errors import OmeZarrError
 from .hierarchy import Findings, Problem, Walker
 from .ngff.emit import normalize_unit
 from .ngff.model import Multiscale, NodeMeta
@@ -65,6 +66,7 @@ def validate(
     storage_options: dict[str, Any] | None = None,
     strict: bool = False,
     read_chunks: bool = False,
+    metadata_only: bool = False,
 ) -> list[Problem]:
     """Every problem found in the OME-Zarr hierarchy at ``store``, in hierarchy order.
 
@@ -78,6 +80,11 @@ def validate(
         Also apply the spec's strict schemas (its SHOULDs); ``omero`` problems become errors.
     read_chunks
         Also read every chunk (or shard) of every level, to find corrupt ones. Slow.
+    metadata_only
+        Judge the OME documents alone: the arrays and groups they name are not required
+        (the spec's hierarchy test cases are a root ``zarr.json`` and nothing else). Cannot
+        be combined with ``read_chunks``. A path ending in ``.json`` (a ``zarr.json``,
+        ``.zattrs`` or bare attributes document) is always judged this way.
 
     Returns
     -------
@@ -98,20 +105,58 @@ def validate(
     ...              storage_options={"anon": True})                  # doctest: +SKIP
     []
     """
+    if metadata_only and read_chunks:
+        raise OmeZarrError(
+            "validate: metadata_only=True judges the documents without the arrays, so it "
+            "cannot read chunks (read_chunks=True)"
+        )
+    document = _attributes_document(store)
+    if document is not None:
+        group = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)
+        group.attrs.put(document)
+        findings = Findings(str(store), collect=True)
+        _Checker(findings, strict=strict, read_chunks=False, metadata_only=True).walk(group)
+        return findings.problems
     opened = open_root(store, storage_options=storage_options)
     try:
         findings = Findings(opened.name, collect=True)
-        _Checker(findings, strict=strict, read_chunks=read_chunks).walk(opened.group)
+        checker = _Checker(
+            findings, strict=strict, read_chunks=read_chunks, metadata_only=metadata_only
+        )
+        checker.walk(opened.group)
         return findings.problems
     finally:
         opened.close()
 
 
+def _attributes_document(store: Any) -> dict[str, Any] | None:
+    """The attributes in a local ``.json`` file (a ``zarr.json``, ``.zattrs`` or bare)."""
+    import json
+    import os
+
+    if not isinstance(store, str | os.PathLike) or not str(store).endswith(".json"):
+        return None
+    if "://" in str(store) or not os.path.isfile(store):
+        return None
+    try:
+        with open(store, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as err:
+        raise OmeZarrError(f"{str(store)!r} is not a readable JSON document: {err}") from err
+    if isinstance(doc, dict) and "zarr_format" in doc and isinstance(doc.get("attributes"), dict):
+        doc = doc["attributes"]
+    if not isinstance(doc, dict):
+        raise OmeZarrError(f"{str(store)!r}: an attributes document must be a JSON object")
+    return doc
+
+
 class _Checker(Walker):
     """The reader's walk, collecting, plus the checks only a validator makes."""
 
-    def __init__(self, findings: Findings, *, strict: bool, read_chunks: bool) -> None:
-        super().__init__(findings, validate=True, strict=strict)
+    def __init__(
+        self, findings: Findings, *, strict: bool, read_chunks: bool, metadata_only: bool = False
+    ) -> None:
+        super().__init__(findings, validate=True, strict=strict, metadata_only=metadata_only)
         self.read_chunks = read_chunks
 
     def check_array(self, array: zarr.Array, path: str, key: str, node: str) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .transformations import CoordinateSystem
 
 #: Versions this package reads, oldest first.
-READ_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5")
+READ_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.6rc0", "0.6.dev3", "0.6.dev4")
 #: Versions this package writes.
 WRITE_VERSIONS = ("0.4", "0.5")
 #: Axis names assumed by 0.1 and 0.2, which store no axes.
@@ -61,6 +64,10 @@ class Multiscale:
     type: str | None = None
     metadata: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: 0.6: every coordinate system of the multiscale, and the name of the one the datasets'
+    #: transforms output to (whose axes are ``axes``).
+    coordinate_systems: tuple[CoordinateSystem, ...] = ()
+    coordinate_system: str | None = None
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -85,6 +92,8 @@ class NodeMeta:
     well: Mapping[str, Any] | None = None
     bioformats2raw_layout: int | None = None
     series: tuple[str, ...] | None = None
+    #: 0.6: the ``scene`` block (coordinate systems and transforms joining images), verbatim.
+    scene: Mapping[str, Any] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -102,4 +111,5 @@ class NodeMeta:
             or self.well is not None
             or self.bioformats2raw_layout is not None
             or self.series is not None
+            or self.scene is not None
         )

@@ -1,4 +1,4 @@
-"""Parse the OME metadata of one zarr group (versions 0.1 to 0.5) into ``model``.
+"""Parse the OME metadata of one zarr group (versions 0.1 to 0.6) into ``model``.
 
 Lenient where real data is sloppy (missing optional keys, old versions, a bad ``omero``
 block: see ``parse_node``), strict wherever a guess would give wrong coordinates.
@@ -14,6 +14,14 @@ from typing import Any
 from ..errors import OmeZarrError, OmeZarrWarning
 from .model import IMPLIED_AXES, READ_VERSIONS, Axis, Level, Multiscale, NodeMeta, Transform
 from .schema import SCHEMA_VERSIONS, kinds_for, schema_problems
+from .v06 import (
+    DEV_VERSIONS,
+    SPELLING_RULE,
+    check_scene,
+    is_06,
+    normalise_spelling,
+    parse_multiscale_06,
+)
 
 _KNOWN_MULTISCALE_KEYS = {
     "version",
@@ -103,12 +111,21 @@ def parse_node(
             "version",
             f"OME-Zarr {version!r} is not supported (readable: {', '.join(READ_VERSIONS)})",
         )
+    spelled = document
+    if is_06(version):
+        spelled = _spelling_06(document, version, where, strict=strict, report=validate)
     if validate and version in SCHEMA_VERSIONS:
-        check_schema(attrs, document, version, where, strict=strict)
+        check_schema(
+            {**attrs, "ome": spelled} if spelled is not document else attrs,
+            spelled,
+            version,
+            where,
+            strict=strict,
+        )
 
     multiscales: tuple[Multiscale, ...] = ()
-    if "multiscales" in document:
-        raw = document["multiscales"]
+    if "multiscales" in spelled:
+        raw = spelled["multiscales"]
         if not isinstance(raw, list) or not raw:
             raise _fail(where, "multiscales", "must be a non-empty list")
         multiscales = tuple(
@@ -119,12 +136,31 @@ def parse_node(
         document=document,
         multiscales=multiscales,
         labels=_string_list(document, "labels", where),
-        plate=_plate(document, where, check_paths=version not in ("0.1", "0.2", "0.3", "0.4")),
+        plate=_plate(document, where, check_paths=version == "0.5"),
         image_label=_mapping(document, "image-label", where),
         well=_mapping(document, "well", where),
         bioformats2raw_layout=_layout(document, where),
         series=_string_list(document, "series", where),
+        scene=check_scene(spelled["scene"], where)
+        if is_06(version) and "scene" in spelled
+        else None,
     )
+
+
+def _spelling_06(
+    document: Mapping, version: str, where: str, *, strict: bool, report: bool
+) -> Mapping:
+    """A 0.6 document in the 0.6 spelling; the 0.6.dev one warns (refused with ``strict``)
+    where the document declares 0.6 or 0.6rc0."""
+    spelled, found = normalise_spelling(document)
+    if found and report and version not in DEV_VERSIONS:
+        key, message = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        text = f"{where}: {key}: {message}{more}; OME-Zarr {version} writes objects"
+        if strict:
+            raise OmeZarrError(text, key=key, rule=SPELLING_RULE)
+        warnings.warn(OmeZarrWarning(text, key=key, rule=SPELLING_RULE), stacklevel=3)
+    return spelled
 
 
 def check_schema(
@@ -172,7 +208,7 @@ def _mapping(document: Mapping, key: str, where: str) -> Mapping | None:
 def _plate(document: Mapping, where: str, *, check_paths: bool) -> Mapping | None:
     """The plate block; from 0.5 on, each well path checked against its row and column.
 
-    The 0.4 suite itself calls column-first paths valid, so 0.4 plates are not checked.
+    The 0.4 and 0.6rc0 suites call column-first paths valid: only 0.5 plates are checked.
     """
     plate = _mapping(document, "plate", where)
     if plate is None:
@@ -217,6 +253,8 @@ def parse_multiscale(raw: Any, version: str, where: str, key: str) -> Multiscale
     """Parse one entry of ``multiscales`` for ``version``."""
     if not isinstance(raw, Mapping):
         raise _fail(where, key, "must be a JSON object")
+    if is_06(version):
+        return parse_multiscale_06(raw, version, where, key, _parse_axis, _check_axes)
     axes = _parse_axes(raw.get("axes"), version, where, f"{key}/axes")
     ndim = len(axes)
     datasets = raw.get("datasets")

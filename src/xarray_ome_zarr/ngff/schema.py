@@ -14,7 +14,12 @@ from importlib.resources import files
 from typing import Any
 
 #: Versions whose schemas ship with the package.
-SCHEMA_VERSIONS = ("0.4", "0.5")
+SCHEMA_VERSIONS = ("0.4", "0.5", "0.6", "0.6rc0", "0.6.dev3", "0.6.dev4")
+
+
+def schema_folder(version: str) -> str:
+    """The folder of ``schemas/`` that checks ``version`` (every 0.6 spelling: ``0.6``)."""
+    return "0.6" if version.startswith("0.6") else version
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ def _registry_and_schemas(version: str) -> tuple[Any, dict[str, dict]]:
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
-    folder = files("xarray_ome_zarr.ngff") / "schemas" / version
+    folder = files("xarray_ome_zarr.ngff") / "schemas" / schema_folder(version)
     schemas: dict[str, dict] = {}
     resources = []
     for entry in folder.iterdir():
@@ -63,7 +68,7 @@ def _validator(version: str, kind: str) -> Any:
 
 def schema_kinds(version: str) -> tuple[str, ...]:
     """The schema names (``image``, ``strict_plate``, ...) shipped for a version."""
-    return tuple(sorted(_registry_and_schemas(version)[1]))
+    return tuple(sorted(_registry_and_schemas(schema_folder(version))[1]))
 
 
 def schema_problems(document: Mapping[str, Any], version: str, kind: str) -> list[SchemaProblem]:
@@ -78,7 +83,7 @@ def schema_problems(document: Mapping[str, Any], version: str, kind: str) -> lis
     kind
         A schema name such as ``"image"``, ``"label"``, ``"plate"``, ``"strict_well"``.
     """
-    validator = _validator(version, kind)
+    validator = _validator(schema_folder(version), kind)
     problems = [
         SchemaProblem(kind, tuple(err.absolute_path), err.message)
         for err in validator.iter_errors(document)
@@ -104,6 +109,8 @@ def kinds_for(ome: Mapping[str, Any], version: str, *, strict: bool = False) -> 
         kinds.append("bf2raw")
     if "series" in ome and version != "0.4":
         kinds.append("ome")
+    if "scene" in ome and version.startswith("0.6"):
+        kinds.append("scene")
     if strict:
         available = schema_kinds(version)
         kinds = [k for kind in kinds for k in (kind, f"strict_{kind}") if k in available]
