@@ -150,7 +150,10 @@ def test_normalise_spelling_keys_and_dataset_paths():
             ),
             "must name a coordinate system of the multiscale",
         ),
-        (lambda ms: ms["datasets"][0]["coordinateTransformations"][0].pop("output"), "coordinateTransformations/0"),
+        (
+            lambda ms: ms["datasets"][0]["coordinateTransformations"][0].pop("output"),
+            "coordinateTransformations/0",
+        ),
         (
             lambda ms: ms["datasets"][0].update(coordinateTransformations=[]),
             "coordinateTransformations",
