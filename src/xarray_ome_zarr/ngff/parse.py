@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
 from .model import IMPLIED_AXES, READ_VERSIONS, Axis, Level, Multiscale, NodeMeta, Transform
+from .paths import check_member_path
 from .schema import SCHEMA_VERSIONS, kinds_for, schema_problems
 from .v06 import (
     DEV_VERSIONS,
@@ -156,10 +157,12 @@ def _spelling_06(
     if found and report and version not in DEV_VERSIONS:
         key, message = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        text = f"{where}: {key}: {message}{more}; OME-Zarr {version} writes objects"
+        reason = f"{message}{more}; OME-Zarr {version} writes objects"
+        text = f"{where}: {key}: {reason}"
         if strict:
-            raise OmeZarrError(text, key=key, rule=SPELLING_RULE)
-        warnings.warn(OmeZarrWarning(text, key=key, rule=SPELLING_RULE), stacklevel=3)
+            raise OmeZarrError(text, key=key, reason=reason, rule=SPELLING_RULE)
+        warning = OmeZarrWarning(text, key=key, reason=reason, rule=SPELLING_RULE)
+        warnings.warn(warning, stacklevel=3)
     return spelled
 
 
@@ -400,11 +403,3 @@ def _is_number(value: Any) -> bool:
         return math.isfinite(float(value))
     except OverflowError:  # an int beyond float range
         return False
-
-
-def check_member_path(path: str, where: str, key: str) -> str:
-    """A relative path inside the store: no empty, ``.`` or ``..`` segments."""
-    parts = path.strip("/").split("/")
-    if not path.strip("/") or any(p in ("", ".", "..") for p in parts):
-        raise _fail(where, key, f"{path!r} must be a relative path without '.' or '..' parts")
-    return path.strip("/")

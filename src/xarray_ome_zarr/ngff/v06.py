@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
 from .model import Level, Multiscale, Transform
+from .paths import check_member_path
 from .transformations import (
     CoordinateSystem,
     SequenceOf,
@@ -47,11 +48,12 @@ def is_06(version: str | None) -> bool:
 
 def _warn(where: str, key: str, message: str) -> None:
     text = f"{where}: {key}: {message}" if where else f"{key}: {message}"
-    warnings.warn(OmeZarrWarning(text, key=key), stacklevel=4)
+    warnings.warn(OmeZarrWarning(text, key=key, reason=message), stacklevel=4)
 
 
 def _fail(where: str, key: str, message: str) -> OmeZarrError:
-    return OmeZarrError(f"{where}: {key}: {message}" if where else f"{key}: {message}")
+    text = f"{where}: {key}: {message}" if where else f"{key}: {message}"
+    return OmeZarrError(text, key=key, reason=message)
 
 
 # ------------------------------------------------------------------------------------------
@@ -229,8 +231,6 @@ def _parse_level(
     path = raw.get("path")
     if not isinstance(path, str) or not path.strip("/"):
         raise _fail(where, f"{key}/path", f"must be a non-empty string, got {path!r}")
-    from .parse import check_member_path
-
     path = check_member_path(path, where, f"{key}/path")
     items = raw.get("coordinateTransformations")
     tk = f"{key}/coordinateTransformations"
