@@ -55,6 +55,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         "storage_options",
         "validate",
         "consolidated",
+        "lazy_coordinates",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -82,6 +83,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
         consolidated: bool | None = None,
+        lazy_coordinates: bool = True,
         mask_and_scale: Any = None,
         decode_times: Any = None,
         decode_timedelta: Any = None,
@@ -103,6 +105,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             drop_variables=_drop_list(drop_variables),
             validate=validate,
             consolidated=consolidated,
+            lazy_coordinates=lazy_coordinates,
         )
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -114,6 +117,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
         consolidated: bool | None = None,
+        lazy_coordinates: bool = True,
         mask_and_scale: Any = None,
         decode_times: Any = None,
         decode_timedelta: Any = None,
@@ -131,6 +135,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             drop_variables=_drop_list(drop_variables),
             validate=validate,
             consolidated=consolidated,
+            lazy_coordinates=lazy_coordinates,
         )
 
     def open_datatree(  # type: ignore[override]
@@ -142,6 +147,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
         consolidated: bool | None = None,
+        lazy_coordinates: bool = True,
         mask_and_scale: Any = None,
         decode_times: Any = None,
         decode_timedelta: Any = None,
@@ -157,5 +163,6 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
             validate=validate,
             consolidated=consolidated,
+            lazy_coordinates=lazy_coordinates,
         )
         return datatree_from_dict_with_io_cleanup(groups)

@@ -211,11 +211,13 @@ class PixelCentreIndex(CoordinateTransformIndex):
 
         The numbers the index was built from, exactly; after slicing, the spacing and first
         value computed once from them (without the float noise of reading them back off
-        values).
+        values). A single pixel keeps the scale it was built with.
         """
         t = self.transform
         if t.is_original:
             return t.scale, t.translation
+        if t.size <= 1:  # one pixel has no spacing: it keeps the pixel size it was built with
+            return t.scale, t.value(0) if t.offset == 0 else tidy(t.value(0), t.scale)
         spacing = t.spacing if t.step == 1 else tidy(t.spacing)
         first = t.value(0) if t.offset == 0 else tidy(t.value(0), spacing)
         return spacing, first
@@ -273,7 +275,9 @@ class PixelCentreIndex(CoordinateTransformIndex):
         return self._as_pandas().roll(shifts)
 
     # ---- label selection --------------------------------------------------------------
-    def sel(self, labels: dict[Any, Any], method: Any = None, tolerance: Any = None) -> IndexSelResult:
+    def sel(
+        self, labels: dict[Any, Any], method: Any = None, tolerance: Any = None
+    ) -> IndexSelResult:
         if method is not None and not isinstance(method, str):
             raise TypeError("``method`` must be a string")
         (label,) = labels.values()
@@ -476,9 +480,7 @@ class PixelCentreIndex(CoordinateTransformIndex):
             expected, contiguous = 0, True
             for index in indexes:
                 assert isinstance(index, PixelCentreIndex)
-                if index.dim != dim or (
-                    index.size and first._grid_offset(index) != expected
-                ):
+                if index.dim != dim or (index.size and first._grid_offset(index) != expected):
                     contiguous = False
                     break
                 expected += index.size

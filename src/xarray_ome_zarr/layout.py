@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .coordinate_index import exact_geometry
 from .errors import OmeZarrError
 from .ngff.emit import (
     OME_KEYS,
@@ -230,8 +231,9 @@ def coordinate_geometry(
     array: xr.DataArray, name: str, kind: str | None, fallback: float | None = None
 ) -> tuple[float, float] | None:
     """(scale, translation) read off the coordinate of a non-channel axis; ``None`` where
-    there is no numeric one. A length-1 axis takes its ``scale`` attribute, else
-    ``fallback``, else 1.
+    there is no numeric one. A lazy coordinate (:mod:`.coordinate_index`) gives the numbers it
+    was built from, exactly; a materialised one is read off its values, a length-1 axis
+    taking its ``scale`` attribute, else ``fallback``, else 1.
 
     Raises
     ------
@@ -239,6 +241,10 @@ def coordinate_geometry(
         For coordinates that are not numbers on a space or time axis, datetimes, or uneven
         spacing (the message names the axis).
     """
+    if kind != "channel":
+        exact = exact_geometry(coordinate(array, name))
+        if exact is not None:  # a lazy index: the numbers it was built from, exactly
+            return exact
     values = positions(array, name, kind)
     if values is None:
         return None
@@ -335,6 +341,8 @@ class ImageLevel:
         if geometry is None:
             return AxisGeometry(name, kind, unit, positional=kind in SPATIAL_TYPES)
         scale, translation = geometry
+        if exact_geometry(coord) == geometry:  # read exactly off a lazy index
+            return AxisGeometry(name, kind, unit, scale, translation, positional=True)
         # the values the writer stores: no float noise from reading coordinates
         return AxisGeometry(
             name, kind, unit, tidy(scale), tidy(translation, scale), positional=True
@@ -606,8 +614,12 @@ def image_attributes(
             except OmeZarrError as err:
                 raise OmeZarrError(f"{where}, level {i}: {err}") from None
             previous[j] = (s, t, level.sizes[dim])
-            scale.append(tidy(s))
-            translation.append(tidy(t, s))
+            if exact_geometry(coordinate(level, dim)) == (s, t):
+                scale.append(s)  # read exactly off a lazy index: written as it was built
+                translation.append(t)
+            else:
+                scale.append(tidy(s))
+                translation.append(tidy(t, s))
         datasets.append(dataset_json(path, scale, translation))
     name = _multiscale_name(stored, variable_name(arrays[0].name))
     multiscale = multiscale_json(

@@ -27,6 +27,7 @@ import xarray as xr
 
 from ._version import __version__
 from .chunking import aligned_chunks, chunked, default_chunks, grown_chunks
+from .coordinate_index import exact_geometry, pixel_centre_coordinates
 from .errors import OmeZarrError
 from .layout import (
     PATH_ATTR,
@@ -335,10 +336,15 @@ def downsample_level(
     shape = tuple(n // f for n, f in zip(level.shape, factors, strict=True))
     data = downsample(level.data, factors, method)
     coords: dict[str, Any] = {}
+    lazy: list[xr.Coordinates] = []  # lazy coordinates stay lazy
     for dim, n, f in zip(dims, shape, factors, strict=True):
         coord = level.coords.get(dim)
+        is_lazy = coord is not None and exact_geometry(coord) is not None
         if f == 1:
-            if coord is not None:
+            if is_lazy:
+                lazy.append(xr.Coordinates.from_xindex(level.xindexes[dim]))
+                lazy[-1][dim].attrs = dict(coord.attrs)
+            elif coord is not None:
                 coords[dim] = coord.variable.copy(deep=False)
             continue
         step, first = coordinate_geometry(level, dim, types.get(dim)) or (1.0, 0.0)
@@ -346,12 +352,18 @@ def downsample_level(
         attrs = copy.deepcopy(dict(coord.attrs)) if coord is not None else {}
         attrs.setdefault(TYPE_ATTR, types.get(dim))
         attrs[SCALE_ATTR] = scale
-        coords[dim] = xr.Variable(dim, coordinate_values(n, scale, translation), attrs=attrs)
+        if is_lazy:
+            lazy.append(pixel_centre_coordinates(n, scale, translation, dim, attrs))
+        else:
+            coords[dim] = xr.Variable(dim, coordinate_values(n, scale, translation), attrs=attrs)
     for name, coord in level.coords.items():
         kept_dims = {d for d, f in zip(dims, factors, strict=True) if f == 1}
-        if name not in coords and set(coord.dims) <= kept_dims:
+        if name not in coords and name not in dims and set(coord.dims) <= kept_dims:
             coords[str(name)] = coord.variable.copy(deep=False)
-    return xr.DataArray(data, dims=dims, coords=coords, name=level.name, attrs=dict(level.attrs))
+    out = xr.DataArray(data, dims=dims, coords=coords, name=level.name, attrs=dict(level.attrs))
+    for one in lazy:
+        out = out.assign_coords(one)
+    return out
 
 
 def with_pixel_coordinates(image: xr.DataArray, types: Mapping[str, Any]) -> xr.DataArray:

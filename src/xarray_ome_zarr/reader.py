@@ -6,6 +6,7 @@ checks are ``hierarchy``'s, shared with ``validate``; this module builds the Dat
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ import zarr
 from xarray.core import indexing
 
 from .array import OmeZarrArray
+from .coordinate_index import pixel_centre_coordinates
 from .errors import OmeZarrError, OmeZarrWarning
 from .hierarchy import Findings, Node, Walker, fetch_members, first_multiscale, join, level_dims
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
@@ -31,9 +33,12 @@ class NodeReader:
     first problem; this class turns what it finds into Datasets.
     """
 
-    def __init__(self, store_name: str, *, validate: bool = True) -> None:
+    def __init__(
+        self, store_name: str, *, validate: bool = True, lazy_coordinates: bool = True
+    ) -> None:
         self.store_name = store_name
         self.validate = validate
+        self.lazy_coordinates = lazy_coordinates
         self.walker = Walker(Findings(store_name, collect=False), validate=validate)
 
     def where(self, node: str) -> str:
@@ -112,7 +117,7 @@ class NodeReader:
         )
         ds_attrs = {PATH_ATTR: level.path}
         dropped = set(drop_variables)
-        coords = {k: v for k, v in coords.items() if k not in dropped}
+        coords = coords.drop_vars([k for k in coords if k in dropped])
         if name in dropped:
             return xr.Dataset(coords=coords, attrs=ds_attrs)
         data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node)))
@@ -122,30 +127,46 @@ class NodeReader:
 
     def coordinates(
         self, meta: NodeMeta, index: int, shape: tuple[int, ...], node: str, first: int = 0
-    ) -> dict[str, xr.Variable]:
-        """Pixel-centre coordinates of the space and time axes, and channel names."""
+    ) -> xr.Coordinates:
+        """Pixel-centre coordinates of the space and time axes, and channel names.
+
+        Space and time coordinates are lazy indexes (:mod:`.coordinate_index`) unless the
+        reader was made with ``lazy_coordinates=False``: their cost does not grow with the
+        image.
+        """
         multiscale = meta.multiscales[0]
         try:
             scale, translation = level_geometry(multiscale, index)
         except OmeZarrError as err:
             raise OmeZarrError(f"{self.where(node)}: {err}") from None
-        coords: dict[str, xr.Variable] = {}
+        coords = xr.Coordinates()
         for axis, size, s, t in zip(
             multiscale.axes[first:], shape, scale[first:], translation[first:], strict=True
         ):
             if axis.is_spatial:
-                attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: float(s)}
+                s, t = float(s), float(t)
+                if not (math.isfinite(s) and math.isfinite(t) and math.isfinite(t + s * size)):
+                    raise OmeZarrError(
+                        f"{self.where(node)}: multiscales/0/datasets/{index}/"
+                        f"coordinateTransformations: axis {axis.name!r} of {size} pixels with "
+                        f"scale {s:g} and translation {t:g} has coordinates beyond the range "
+                        "of float64"
+                    )
+                attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: s}
                 if axis.unit:
                     attrs[UNITS_ATTR] = axis.unit
-                coords[axis.name] = _numpy_variable(
-                    axis.name, coordinate_values(size, float(s), float(t)), attrs
-                )
+                if self.lazy_coordinates:
+                    coords = coords.assign(pixel_centre_coordinates(size, s, t, axis.name, attrs))
+                else:
+                    values = coordinate_values(size, s, t)
+                    coords = coords.assign({axis.name: _numpy_variable(axis.name, values, attrs)})
             elif axis.type == "channel":
                 labels = channel_labels(meta.document, size, self.where(node))
                 if labels is not None:
-                    coords[axis.name] = _numpy_variable(
+                    variable = _numpy_variable(
                         axis.name, np.asarray(labels, dtype=str), {TYPE_ATTR: "channel"}
                     )
+                    coords = coords.assign({axis.name: variable})
         return coords
 
     # ---- hierarchy ----------------------------------------------------------------
@@ -240,6 +261,7 @@ def open_ome_dataset(
     drop_variables: Iterable[str] = (),
     validate: bool = True,
     consolidated: bool | None = None,
+    lazy_coordinates: bool = True,
 ) -> xr.Dataset:
     """Open one resolution level of the OME-Zarr image at ``store``/``group``.
 
@@ -251,7 +273,9 @@ def open_ome_dataset(
         store, group=group, storage_options=storage_options, consolidated=consolidated
     )
     try:
-        reader = NodeReader(opened.name, validate=validate)
+        reader = NodeReader(
+            opened.name, validate=validate, lazy_coordinates=lazy_coordinates
+        )
         node = (group or "").strip("/")
         meta = reader.meta(opened.group, node)
         if not meta.is_image:
@@ -277,13 +301,16 @@ def open_ome_groups(
     drop_variables: Iterable[str] = (),
     validate: bool = True,
     consolidated: bool | None = None,
+    lazy_coordinates: bool = True,
 ) -> dict[str, xr.Dataset]:
     """Every OME node at and below ``store``/``group``, as ``{"/path": Dataset}``."""
     opened = open_root(
         store, group=group, storage_options=storage_options, consolidated=consolidated
     )
     try:
-        reader = NodeReader(opened.name, validate=validate)
+        reader = NodeReader(
+            opened.name, validate=validate, lazy_coordinates=lazy_coordinates
+        )
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
     except BaseException:
         opened.close()

@@ -224,8 +224,17 @@ def test_huge_axis_costs_nothing() -> None:
     ds = xr.Dataset(coords=coords)
     assert "PixelCentreIndex" in repr(ds)
     part = ds.sel(x=slice(1e6, 1e6 + 4))
-    assert part.x.values.tolist() == [1e6, 1e6 + 0.5, 1e6 + 1, 1e6 + 1.5, 1e6 + 2, 1e6 + 2.5,
-                                      1e6 + 3, 1e6 + 3.5, 1e6 + 4]
+    assert part.x.values.tolist() == [
+        1e6,
+        1e6 + 0.5,
+        1e6 + 1,
+        1e6 + 1.5,
+        1e6 + 2,
+        1e6 + 2.5,
+        1e6 + 3,
+        1e6 + 3.5,
+        1e6 + 4,
+    ]
     assert ds.sel(x=4e11 + 0.5).x.item() == 4e11 + 0.5
     assert ds.isel(x=-1).x.item() == (size - 1) * 0.5
 
