@@ -146,11 +146,12 @@ class NodeReader:
             if axis.is_spatial:
                 s, t = float(s), float(t)
                 if not (math.isfinite(s) and math.isfinite(t) and math.isfinite(t + s * size)):
-                    raise OmeZarrError(
-                        f"{self.where(node)}: multiscales/0/datasets/{index}/"
-                        f"coordinateTransformations: axis {axis.name!r} of {size} pixels with "
-                        f"scale {s:g} and translation {t:g} has coordinates beyond the range "
-                        "of float64"
+                    raise OmeZarrError.at(
+                        f"axis {axis.name!r} of {size} pixels with scale {s:g} and translation "
+                        f"{t:g} has coordinates beyond the range of float64",
+                        store=self.store_name,
+                        node=node,
+                        key=f"multiscales/0/datasets/{index}/coordinateTransformations",
                     )
                 attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: s}
                 if axis.unit:
