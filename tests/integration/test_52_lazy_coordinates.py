@@ -170,10 +170,25 @@ MOSAIC = 10**9
 
 def metadata_only_mosaic(path: Path) -> Path:
     """A 10^9 x 10^9 uint16 image: a root zarr.json and one array zarr.json, no chunks."""
-    from .test_71_metadata_bombs import array_json, group_json, image_attrs
-
-    group_json(path, image_attrs())
-    array_json(path / "0", [MOSAIC, MOSAIC], [1024, 1024])
+    (path / "0").mkdir(parents=True)
+    axes = [{"name": d, "type": "space", "unit": "micrometer"} for d in ("y", "x")]
+    scale = [{"type": "scale", "scale": [1.0, 1.0]}]
+    multiscale = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    attrs = {"ome": {"version": "0.5", "multiscales": [multiscale]}}
+    group = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+    (path / "zarr.json").write_text(json.dumps(group))
+    array = {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": [MOSAIC, MOSAIC],
+        "data_type": "uint16",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1024, 1024]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+        "dimension_names": ["y", "x"],
+    }
+    (path / "0" / "zarr.json").write_text(json.dumps(array))
     return path
 
 
