@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from xarray import Dataset, DataTree
-from xarray.backends.common import BackendEntrypoint, datatree_from_dict_with_io_cleanup
+from xarray.backends.common import BackendEntrypoint
 
 _OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "labels", "image-label")
 
@@ -165,4 +165,6 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
         )
-        return datatree_from_dict_with_io_cleanup(groups)
+        from ._compat import datatree_from_dict  # imports zarr: not at engine discovery
+
+        return datatree_from_dict(groups)

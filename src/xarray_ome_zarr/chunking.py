@@ -17,6 +17,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ._compat import block_slices, in_memory_numpy
+
 #: Largest chunk the default chunking makes, in bytes.
 MAX_CHUNK_BYTES = 4 * 2**20
 #: About the size of the dask blocks the writer and the pyramid builder make, in bytes.
@@ -77,8 +79,7 @@ def grown_chunks(
 
 def numpy_pixels(level: xr.DataArray) -> np.ndarray | None:
     """The level's pixels when they are a numpy array in memory, else ``None``."""
-    data = getattr(level.variable, "_data", None)  # not .data: it loads lazily opened arrays
-    return data if type(data) is np.ndarray else None
+    return in_memory_numpy(level.variable)  # not .data: it loads lazily opened arrays
 
 
 def view_blocks(x: np.ndarray, chunks: Sequence[int]) -> da.Array:
@@ -87,7 +88,7 @@ def view_blocks(x: np.ndarray, chunks: Sequence[int]) -> da.Array:
     normal = da.core.normalize_chunks(tuple(chunks), x.shape, dtype=x.dtype)
     name = f"numpy-views-{uuid.uuid4().hex}"
     keys = itertools.product([name], *(range(len(c)) for c in normal))
-    graph = {key: x[s] for key, s in zip(keys, da.core.slices_from_chunks(normal), strict=True)}
+    graph = {key: x[s] for key, s in zip(keys, block_slices(normal), strict=True)}
     return da.Array(graph, name, normal, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
 
 

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ._compat import V2Codec, codec_pipeline, sync_decoder
+
 Decode = Callable[[bytes], np.ndarray]
 
 _POOL: ThreadPoolExecutor | None = None
@@ -57,33 +59,37 @@ class ChunkReadError(Exception):
 
 
 def _v3_decoder(array: zarr.Array) -> Decode | None:
+    from zarr.buffer import default_buffer_prototype
     from zarr.codecs import BytesCodec
-    from zarr.core.buffer import default_buffer_prototype
 
-    pipeline = array._async_array.codec_pipeline
+    pipeline = codec_pipeline(array)
+    if pipeline is None:
+        return None
     if pipeline.array_array_codecs or not isinstance(pipeline.array_bytes_codec, BytesCodec):
         return None
-    compressors = tuple(reversed(pipeline.bytes_bytes_codecs))
-    if not all(hasattr(c, "_decode_sync") for c in compressors):
+    decoders = [sync_decoder(c) for c in reversed(pipeline.bytes_bytes_codecs)]
+    deserialize = sync_decoder(pipeline.array_bytes_codec)
+    if deserialize is None or any(d is None for d in decoders):
         return None
+    decompressors = [d for d in decoders if d is not None]
     prototype = default_buffer_prototype()
     spec = array.metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype)
-    serializer = pipeline.array_bytes_codec
 
     def decode(data: bytes) -> np.ndarray:
         buffer = prototype.buffer.from_bytes(data)
-        for codec in compressors:
-            buffer = codec._decode_sync(buffer, spec)
-        return serializer._decode_sync(buffer, spec).as_numpy_array()
+        for decompress in decompressors:
+            buffer = decompress(buffer, spec)
+        return deserialize(buffer, spec).as_numpy_array()  # type: ignore[no-any-return]
 
     return decode
 
 
 def _v2_decoder(array: zarr.Array) -> Decode | None:
     from numcodecs.compat import ensure_ndarray
-    from zarr.codecs._v2 import V2Codec
 
-    pipeline = array._async_array.codec_pipeline
+    pipeline = codec_pipeline(array)
+    if pipeline is None or V2Codec is None:
+        return None
     codec = pipeline.array_bytes_codec
     if pipeline.array_array_codecs or not isinstance(codec, V2Codec):
         return None

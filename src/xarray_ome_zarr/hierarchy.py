@@ -11,7 +11,6 @@ Imports no xarray.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 
+from . import _compat
 from .errors import OmeZarrError, OmeZarrWarning
 from .ngff.model import Multiscale, NodeMeta
 from .ngff.parse import parse_node, split_attributes
@@ -91,20 +91,7 @@ def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     """
     if not paths:
         return []
-    from zarr.core.array import AsyncArray
-    from zarr.core.sync import sync
-
-    async def one(path: str) -> Any:
-        try:
-            member = await group._async_group.getitem(path)
-        except Exception as err:  # reported with its key by the caller
-            return err
-        return zarr.Array(member) if isinstance(member, AsyncArray) else zarr.Group(member)
-
-    async def every() -> list[Any]:
-        return list(await asyncio.gather(*(one(p) for p in paths)))
-
-    return sync(every())
+    return _compat.fetch_members(group, paths)
 
 
 def _is_missing(err: Exception, path: str) -> bool:

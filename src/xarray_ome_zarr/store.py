@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import zarr
 from zarr.abc.store import Store
 
+from ._compat import sync
 from .errors import OmeZarrError, OmeZarrWarning
 
 __all__ = [
@@ -234,7 +235,6 @@ def describe_error(err: BaseException) -> str:
 
 def _zip_subfolder(store: Any) -> str | None:
     """The one top-level folder of a zip that holds the hierarchy, when its root does not."""
-    from zarr.core.sync import sync
 
     async def listing() -> list[str]:
         return [entry async for entry in store.list_dir("")]

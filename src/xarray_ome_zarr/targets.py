@@ -40,6 +40,7 @@ import numpy as np
 import zarr
 from zarr.abc.store import Store
 
+from ._compat import cpu_count, current_client, current_scheduler, running_task_keys, sync
 from .errors import OmeZarrError
 from .ngff.emit import zarr_format_of
 from .ozx import check_ozx_target, write_ozx
@@ -181,8 +182,6 @@ def clear_hierarchy(store: Any, path: str = "") -> None:
     OmeZarrError
         When the store cannot delete.
     """
-    from zarr.core.sync import sync
-
     path = path.strip("/")
     if not store.supports_deletes:
         raise OmeZarrError(f"store {store_name(store)!r}: cannot delete, so cannot overwrite")
@@ -211,9 +210,7 @@ class StoreTarget:
     def __init__(
         self, store: Any, path: str, name: str, overwrite: bool, group: zarr.Group | None = None
     ) -> None:
-        from zarr.core.sync import sync
-
-        self.store, self.path, self.name, self.sync = store, path.strip("/"), name, sync
+        self.store, self.path, self.name = store, path.strip("/"), name
         try:
             if group is not None:  # a group just created to write into counts as empty
                 self.empty = not group.attrs.asdict() and next(group.keys(), None) is None
@@ -242,7 +239,7 @@ class StoreTarget:
     def abort(self) -> None:
         """Remove what was written (best effort); it never carried OME metadata."""
         with contextlib.suppress(Exception):  # cleanup must not hide the original error
-            self.sync(self.store.delete_dir(self.path))
+            sync(self.store.delete_dir(self.path))
 
 
 class OzxTarget:
@@ -506,17 +503,15 @@ def compute_writes(stored: list[da.Array], progress: bool) -> None:
     if client is not None:
         _compute_distributed(client, stored, progress)
         return
-    from dask.base import get_scheduler
     from dask.diagnostics import ProgressBar
-    from dask.system import CPU_COUNT
     from dask.threaded import get as threaded_get
 
     bar = ProgressBar() if progress else contextlib.nullcontext()
-    if get_scheduler(collections=stored) is not threaded_get:
+    if current_scheduler(collections=stored) is not threaded_get:
         with bar:
             dask.compute(stored)
         return
-    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or CPU_COUNT)
+    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or cpu_count())
     try:
         with bar:
             dask.compute(stored, scheduler="threads", pool=pool)
@@ -528,15 +523,7 @@ def distributed_client() -> Any | None:
     """The dask.distributed ``Client`` that dask computes on right now, else ``None``."""
     if "distributed" not in sys.modules:
         return None  # no client can exist without the module imported
-    from dask.base import get_scheduler
-    from distributed import Client
-
-    try:
-        scheduler = get_scheduler()
-    except (ValueError, RuntimeError):
-        return None
-    client = getattr(scheduler, "__self__", None)
-    return client if isinstance(client, Client) else None
+    return current_client()
 
 
 def _check_workers_share_memory(name: str) -> None:
@@ -582,7 +569,7 @@ def _wait_until_not_running(client: Any, keys: set[Any]) -> None:
 
 
 def _running_count(keys: set[Any], dask_worker: Any = None) -> int:
-    """How many of ``keys`` run on this worker now (cancelled ones included)."""
-    state = getattr(dask_worker, "state", None)
-    running = getattr(state, "all_running_tasks", ())
-    return sum(1 for task in running if task.key in keys)
+    """How many of ``keys`` run on this worker now (cancelled ones included); 1 when the
+    worker cannot tell (so the caller waits, to be safe)."""
+    running = running_task_keys(dask_worker)
+    return 1 if running is None else len(running & keys)

@@ -1,0 +1,385 @@
+"""Every private (or undocumented) zarr, dask, distributed and xarray API the package uses.
+
+Each is feature-checked where it is looked up, has a public fallback, and says why it is
+worth the risk (a measured gain, or no public API for the job).
+``tests/unit/test_06_compat.py`` asserts that on the installed versions every private path is
+really taken (the ``HAS_*`` flags and ``has_*()`` checks are true) and gives the same results
+as its fallback, so a zarr or dask release that moves one of them fails the suite loudly
+instead of silently making the package slower or less careful. The fallbacks keep the
+package working (more slowly, or more cautiously) on versions where a private path is gone.
+
+Documented for backend authors, so not here: ``xarray.core.indexing`` (the explicit indexing
+adapter, ``LazilyIndexedArray``) and ``xarray.backends.BackendArray``/``BackendEntrypoint``.
+Imports only zarr and numpy; dask, distributed and xarray only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import zarr
+
+__all__ = [
+    "HAS_ASYNC_GETITEM",
+    "HAS_CODEC_PIPELINE",
+    "HAS_SYNC_DECODE",
+    "HAS_V2_CODEC",
+    "HAS_ZARR_SYNC",
+    "V2Codec",
+    "block_slices",
+    "client_of_scheduler",
+    "codec_pipeline",
+    "cpu_count",
+    "current_client",
+    "current_scheduler",
+    "datatree_from_dict",
+    "fetch_members",
+    "has_dask_block_slices",
+    "has_dask_cpu_count",
+    "has_dask_get_scheduler",
+    "has_datatree_from_dict",
+    "has_running_tasks",
+    "has_variable_data",
+    "in_memory_numpy",
+    "running_task_keys",
+    "sync",
+    "sync_decoder",
+]
+
+T = TypeVar("T")
+
+
+# ---- zarr: running a store's coroutines from synchronous code ------------------------------
+# Why: zarr's stores are async only, and an fsspec store's sessions live on zarr's own event
+# loop; zarr has no public "run this coroutine on your loop". The fallback runs the coroutine
+# on a private loop in a worker thread: enough for local, memory and zip stores.
+_zarr_sync: Callable[..., Any] | None
+try:
+    from zarr.core.sync import sync as _zarr_sync
+
+    HAS_ZARR_SYNC = True
+except ImportError:  # pragma: no cover - only on a zarr without it
+    _zarr_sync = None
+    HAS_ZARR_SYNC = False
+
+
+def _sync_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Public fallback: run ``coroutine`` on a fresh event loop in a new thread."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = asyncio.run(coroutine)
+        except BaseException as err:  # re-raised in the caller's thread
+            result["error"] = err
+
+    thread = threading.Thread(target=run, name="xoz-sync")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]  # type: ignore[no-any-return]
+
+
+def sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a zarr store coroutine to completion (on zarr's event loop when zarr allows it)."""
+    if _zarr_sync is not None:
+        return _zarr_sync(coroutine)  # type: ignore[no-any-return]
+    return _sync_in_thread(coroutine)  # pragma: no cover
+
+
+# ---- zarr: opening several members of a group at once --------------------------------------
+# Why: ``Group.__getitem__`` opens one member per round trip; the async group opens all the
+# levels of an image (and the ``labels`` probe) together, so an open over HTTP costs one
+# wave of requests instead of one per level (docs/benchmarks.md, "Opening over HTTP": 2
+# waves where the peers need 4-5). ``Group._async_group`` is private; the fallback opens the
+# members one after another with the public ``group[path]``.
+HAS_ASYNC_GETITEM = (
+    "_async_group" in getattr(zarr.Group, "__dataclass_fields__", {})
+    and hasattr(zarr.AsyncGroup, "getitem")
+    and HAS_ZARR_SYNC
+)
+
+
+def _fetch_members_async(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
+    async def one(path: str) -> Any:
+        try:
+            member = await group._async_group.getitem(path)
+        except Exception as err:  # reported with its key by the caller
+            return err
+        return zarr.Array(member) if isinstance(member, zarr.AsyncArray) else zarr.Group(member)
+
+    async def every() -> list[Any]:
+        return list(await asyncio.gather(*(one(p) for p in paths)))
+
+    return sync(every())
+
+
+def _fetch_members_one_by_one(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
+    """Public fallback: ``group[path]`` for each path in turn."""
+    members: list[Any] = []
+    for path in paths:
+        try:
+            members.append(group[path])
+        except Exception as err:  # reported with its key by the caller
+            members.append(err)
+    return members
+
+
+def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
+    """Open the members ``paths`` of ``group``: each a ``zarr.Array``, a ``zarr.Group``, or the
+    exception opening it raised (``KeyError`` for a missing member)."""
+    if HAS_ASYNC_GETITEM:
+        return _fetch_members_async(group, paths)
+    return _fetch_members_one_by_one(group, paths)  # pragma: no cover
+
+
+# ---- zarr: decoding a chunk synchronously (direct_read) ------------------------------------
+# Why: reading local chunk files and decoding them in plain threads, without zarr's event
+# loop, reads a level in about 0.8x of zarr-python's wall time and 0.87x of its CPU time
+# (docs/benchmarks.md, "direct chunk reads"); zarr has no public synchronous decode of one
+# chunk. The codec pipeline (``AsyncArray.codec_pipeline``), the codecs' ``_decode_sync`` and
+# zarr's ``V2Codec`` are private; without them direct_read declines and zarr reads the chunks.
+HAS_CODEC_PIPELINE = "codec_pipeline" in getattr(zarr.AsyncArray, "__dataclass_fields__", {})
+
+try:
+    from zarr.codecs import BytesCodec as _BytesCodec
+
+    HAS_SYNC_DECODE = hasattr(_BytesCodec, "_decode_sync")
+except ImportError:  # pragma: no cover
+    HAS_SYNC_DECODE = False
+
+V2Codec: type | None
+try:
+    from zarr.codecs._v2 import V2Codec
+
+    HAS_V2_CODEC = True
+except ImportError:  # pragma: no cover
+    V2Codec = None
+    HAS_V2_CODEC = False
+
+
+def codec_pipeline(array: zarr.Array[Any]) -> Any | None:
+    """The codec pipeline of ``array``, or ``None`` when zarr does not expose one."""
+    if not HAS_CODEC_PIPELINE:
+        return None  # pragma: no cover
+    async_array = getattr(array, "_async_array", None)
+    return getattr(async_array, "codec_pipeline", None)
+
+
+def sync_decoder(codec: Any) -> Callable[[Any, Any], Any] | None:
+    """``codec``'s synchronous decode of one chunk buffer, or ``None`` when it has none."""
+    decode = getattr(codec, "_decode_sync", None)
+    return decode if callable(decode) else None
+
+
+# ---- dask / distributed: which scheduler computes, and what still runs ---------------------
+# (dask and distributed are looked up lazily: importing dask.array costs about 0.5 s, and
+# reading needs none of this.)
+#
+# Why: the writer must know whether dask computes on a dask.distributed ``Client`` (to wait
+# for its tasks after a failure, to refuse a memory store its workers cannot reach) and on
+# the threaded scheduler (to give it a pool that no write outlives). ``dask.base.
+# get_scheduler`` is what dask itself consults but is not in ``dask.base.__all__``; the client
+# is the ``__self__`` of the ``Client.get`` it returns. Fallbacks: dask's ``scheduler``
+# config, and distributed's public ``default_client()``.
+def _dask_get_scheduler() -> Callable[..., Any] | None:
+    try:
+        from dask.base import get_scheduler
+    except ImportError:  # pragma: no cover
+        return None
+    return get_scheduler
+
+
+def has_dask_get_scheduler() -> bool:
+    """Whether dask has ``dask.base.get_scheduler``."""
+    return _dask_get_scheduler() is not None
+
+
+def current_scheduler(collections: Any = None) -> Callable[..., Any] | None:
+    """The scheduler function dask would compute ``collections`` with; ``None`` when dask
+    cannot say (then the caller lets ``dask.compute`` choose)."""
+    get_scheduler = _dask_get_scheduler()
+    if get_scheduler is None:
+        return None  # pragma: no cover
+    try:
+        return get_scheduler(collections=collections)  # type: ignore[no-any-return]
+    except (ValueError, RuntimeError):
+        return None
+
+
+def current_client() -> Any | None:
+    """The dask.distributed ``Client`` that dask computes on right now, else ``None``."""
+    if has_dask_get_scheduler():
+        return client_of_scheduler(current_scheduler())
+    return default_client_if_scheduler()  # pragma: no cover
+
+
+def client_of_scheduler(scheduler: Any) -> Any | None:
+    """The dask.distributed ``Client`` whose bound ``get`` ``scheduler`` is, else ``None``."""
+    from distributed import Client
+
+    client = getattr(scheduler, "__self__", None)
+    return client if isinstance(client, Client) else None
+
+
+def default_client_if_scheduler() -> Any | None:
+    """Public fallback: distributed's default client, when dask's config says it computes."""
+    import dask
+    from distributed import default_client
+
+    if dask.config.get("scheduler", None) != "dask.distributed":
+        return None
+    try:
+        return default_client()  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None
+
+
+# Why: after a failed distributed write the writer cancels the tasks and must wait until no
+# worker still runs one (a cancelled task keeps running, and its late write would land after
+# the cleanup). Only the worker knows: ``WorkerState.all_running_tasks`` has no public
+# equivalent, and the scheduler forgets cancelled tasks at once. Fallback: ``None`` ("cannot
+# tell"), which the writer treats as still running, waiting out its timeout: slower, never
+# less safe.
+def has_running_tasks() -> bool:
+    """Whether distributed's ``WorkerState`` has ``all_running_tasks``."""
+    try:
+        from distributed.worker_state_machine import WorkerState
+    except ImportError:  # distributed is optional
+        return False
+    return hasattr(WorkerState, "all_running_tasks")
+
+
+def running_task_keys(dask_worker: Any) -> set[Any] | None:
+    """The keys of the tasks ``dask_worker`` runs now (cancelled ones included), or ``None``
+    when this version of distributed does not say."""
+    state = getattr(dask_worker, "state", None)
+    running = getattr(state, "all_running_tasks", None)
+    if running is None:
+        return None
+    return {task.key for task in running}
+
+
+# Why: ``dask.system.CPU_COUNT`` is the CPU count dask's own threaded scheduler uses (it
+# respects cgroup and affinity limits); not documented as public. Fallback: ``os.cpu_count``.
+def _dask_cpu_count() -> int | None:
+    try:
+        from dask.system import CPU_COUNT
+    except ImportError:  # pragma: no cover
+        return None
+    return int(CPU_COUNT)
+
+
+def has_dask_cpu_count() -> bool:
+    """Whether dask has ``dask.system.CPU_COUNT``."""
+    return _dask_cpu_count() is not None
+
+
+def cpu_count() -> int:
+    """How many threads dask's threaded scheduler uses by default."""
+    count = _dask_cpu_count()
+    return count if count is not None else (os.cpu_count() or 1)
+
+
+# Why: a dask array over views of a numpy array is built in dask's own block order, so its
+# keys line up with every other dask array of the same chunks; ``dask.array.core.
+# slices_from_chunks`` defines that order but ``dask.array`` does not export it. Fallback:
+# the same slices, computed here.
+def _dask_slices_from_chunks() -> Callable[..., Any] | None:
+    try:
+        from dask.array.core import slices_from_chunks
+    except ImportError:  # pragma: no cover
+        return None
+    return slices_from_chunks
+
+
+def has_dask_block_slices() -> bool:
+    """Whether dask has ``dask.array.core.slices_from_chunks``."""
+    return _dask_slices_from_chunks() is not None
+
+
+def block_slices_here(chunks: Sequence[Sequence[int]]) -> list[tuple[slice, ...]]:
+    """Public fallback: the slices of every block, in C order of the block indices."""
+    per_axis = []
+    for sizes in chunks:
+        starts = itertools.accumulate(sizes, initial=0)
+        per_axis.append([slice(s, s + n) for s, n in zip(starts, sizes, strict=False)])
+    return [tuple(block) for block in itertools.product(*per_axis)]
+
+
+def block_slices(chunks: Sequence[Sequence[int]]) -> list[tuple[slice, ...]]:
+    """The slices of each block of a normalised ``chunks``, in dask's block order."""
+    slices_from_chunks = _dask_slices_from_chunks()
+    if slices_from_chunks is not None:
+        return list(slices_from_chunks(chunks))
+    return block_slices_here(chunks)  # pragma: no cover
+
+
+# ---- xarray: a Variable's pixels, when they are already in memory --------------------------
+# Why: the writer turns numpy pixels into dask blocks as views (no copy, no hash): writing
+# the benchmark's in-memory pyramid took 1.28 s instead of 2.07 s (docs/benchmarks.md,
+# "Writing a pyramid"). It must not load a lazily opened array to find out, and the public
+# ``Variable.data`` loads one; ``Variable._data`` is the wrapped object as it is. Fallback:
+# ``None``, so the writer copies through ``DataArray.chunk`` as for any other array.
+def has_variable_data() -> bool:
+    """Whether xarray's ``Variable`` keeps its wrapped array in ``_data`` (checked lazily:
+    this module imports no xarray)."""
+    import xarray
+
+    return "_data" in getattr(xarray.Variable, "__slots__", ())
+
+
+def in_memory_numpy(variable: Any) -> np.ndarray | None:
+    """``variable``'s pixels when they are a numpy array in memory (never loads), else
+    ``None``."""
+    data = getattr(variable, "_data", None)
+    return data if type(data) is np.ndarray else None
+
+
+# ---- xarray: a DataTree from the datasets a backend opened ---------------------------------
+# Why: xarray's own engines build their trees with ``xarray.backends.common.
+# datatree_from_dict_with_io_cleanup`` (every opened dataset closed when building the tree
+# fails; each node closes its dataset), so using it keeps our clean-up the same as theirs as
+# xarray changes it; it is not exported by ``xarray.backends``. Fallback: the same with
+# public API (``DataTree.from_dict``, ``Dataset.close``, ``set_close``).
+def _xarray_datatree_from_dict() -> Callable[..., Any] | None:
+    try:
+        from xarray.backends.common import datatree_from_dict_with_io_cleanup
+    except ImportError:  # pragma: no cover
+        return None
+    return datatree_from_dict_with_io_cleanup
+
+
+def has_datatree_from_dict() -> bool:
+    """Whether xarray has ``backends.common.datatree_from_dict_with_io_cleanup``."""
+    return _xarray_datatree_from_dict() is not None
+
+
+def datatree_from_dict_here(groups: Mapping[str, Any]) -> Any:
+    """Public fallback: ``DataTree.from_dict``, closing the datasets when it fails."""
+    from xarray import DataTree
+
+    try:
+        tree = DataTree.from_dict(groups)
+    except Exception:
+        for dataset in groups.values():
+            dataset.close()
+        raise
+    for path, dataset in groups.items():
+        tree[path].set_close(dataset.close)
+    return tree
+
+
+def datatree_from_dict(groups: Mapping[str, Any]) -> Any:
+    """A DataTree of ``groups`` (path -> Dataset) that closes them when it is closed."""
+    build = _xarray_datatree_from_dict()
+    if build is not None:
+        return build(groups)
+    return datatree_from_dict_here(groups)  # pragma: no cover

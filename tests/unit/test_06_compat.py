@@ -1,0 +1,231 @@
+"""The private zarr/dask/distributed/xarray APIs of ``_compat``: taken, and right.
+
+On the installed versions every private path must really be taken (its feature check is
+true): when a zarr, dask or xarray release moves one, these tests fail loudly instead of the
+package silently falling back to a slower or more cautious path. Each private path is also
+compared with its public fallback, so the fallbacks are known to give the same results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
+
+from xarray_ome_zarr import _compat
+from xarray_ome_zarr.direct_read import DirectReader
+
+
+def test_every_private_path_is_taken_on_the_installed_versions():
+    assert _compat.HAS_ZARR_SYNC, "zarr.core.sync.sync is gone: stores run on a private loop"
+    assert _compat.HAS_ASYNC_GETITEM, "Group._async_group.getitem is gone: members one by one"
+    assert _compat.HAS_CODEC_PIPELINE, "AsyncArray.codec_pipeline is gone: no direct reads"
+    assert _compat.HAS_SYNC_DECODE, "codec._decode_sync is gone: no direct reads of zarr v3"
+    assert _compat.HAS_V2_CODEC, "zarr.codecs._v2.V2Codec is gone: no direct reads of zarr v2"
+    assert _compat.has_dask_get_scheduler(), "dask.base.get_scheduler is gone"
+    assert _compat.has_running_tasks(), "WorkerState.all_running_tasks is gone: slow aborts"
+    assert _compat.has_dask_cpu_count(), "dask.system.CPU_COUNT is gone"
+    assert _compat.has_dask_block_slices(), "dask.array.core.slices_from_chunks is gone"
+    assert _compat.has_variable_data(), "xarray's Variable._data is gone: writes copy numpy"
+    assert _compat.has_datatree_from_dict(), "datatree_from_dict_with_io_cleanup is gone"
+
+
+# ---- zarr ----------------------------------------------------------------------------------
+def test_sync_runs_store_coroutines_like_its_fallback():
+    store = zarr.storage.MemoryStore()
+    zarr.open_group(store, mode="w").create_array("a", shape=(2,), dtype="u1")
+
+    async def keys() -> list[str]:
+        return sorted([k async for k in store.list()])
+
+    assert _compat.sync(keys()) == _compat._sync_in_thread(keys()) == ["a/zarr.json", "zarr.json"]
+
+
+def test_sync_fallback_raises_the_coroutines_error():
+    async def fails() -> None:
+        raise KeyError("gone")
+
+    with pytest.raises(KeyError, match="gone"):
+        _compat._sync_in_thread(fails())
+    with pytest.raises(KeyError, match="gone"):
+        _compat.sync(fails())
+
+
+def test_fetch_members_concurrently_like_one_by_one(tmp_path):
+    root = zarr.open_group(tmp_path / "g.zarr", mode="w")
+    root.create_array("0", shape=(4,), dtype="u2")
+    root.create_group("labels")
+    (tmp_path / "g.zarr" / "broken").mkdir()
+    (tmp_path / "g.zarr" / "broken" / "zarr.json").write_text("{not json")
+    paths = ["0", "labels", "missing", "broken"]
+    fast = _compat.fetch_members(root, paths)
+    slow = _compat._fetch_members_one_by_one(root, paths)
+    assert [type(m) for m in fast] == [type(m) for m in slow]
+    assert isinstance(fast[0], zarr.Array) and fast[0].shape == (4,)
+    assert isinstance(fast[1], zarr.Group) and fast[1].path == "labels"
+    assert isinstance(fast[2], KeyError)
+    assert isinstance(fast[3], Exception)
+
+
+def test_fetch_members_opens_them_at_once(tmp_path, monkeypatch):
+    """The private path really overlaps the opens (the reason it exists)."""
+    root = zarr.open_group(tmp_path / "g.zarr", mode="w")
+    for i in range(3):
+        root.create_array(str(i), shape=(1,), dtype="u1")
+    inflight, peak = [0], [0]
+    original = zarr.AsyncGroup.getitem
+
+    async def slow_getitem(self, key):
+        inflight[0] += 1
+        peak[0] = max(peak[0], inflight[0])
+        await asyncio.sleep(0.05)
+        inflight[0] -= 1
+        return await original(self, key)
+
+    monkeypatch.setattr(zarr.AsyncGroup, "getitem", slow_getitem)
+    members = _compat.fetch_members(root, ["0", "1", "2"])
+    assert all(isinstance(m, zarr.Array) for m in members)
+    assert peak[0] == 3
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_codec_pipeline_decodes_chunks_synchronously(tmp_path, zarr_format):
+    data = np.arange(24, dtype="<u2").reshape(4, 6)
+    compressors = ZstdCodec(level=1) if zarr_format == 3 else {"id": "zstd", "level": 1}
+    array = zarr.create_array(
+        tmp_path / "a.zarr",
+        shape=data.shape,
+        chunks=data.shape,
+        dtype=data.dtype,
+        zarr_format=zarr_format,
+        compressors=compressors,
+    )
+    array[...] = data
+    pipeline = _compat.codec_pipeline(array)
+    assert pipeline is not None
+    if zarr_format == 2:
+        assert isinstance(pipeline.array_bytes_codec, _compat.V2Codec)
+    else:
+        (compressor,) = pipeline.bytes_bytes_codecs
+        assert _compat.sync_decoder(compressor) is not None
+        assert _compat.sync_decoder(pipeline.array_bytes_codec) is not None
+    reader = DirectReader.of(array)
+    assert reader is not None, "the direct read path must be taken for a local array"
+    np.testing.assert_array_equal(reader.read_chunk((0, 0)), data)
+
+
+def test_sync_decoder_of_a_codec_without_one_is_none():
+    assert _compat.sync_decoder(object()) is None
+
+
+# ---- dask / distributed -------------------------------------------------------------------
+def test_current_scheduler_and_cpu_count():
+    from dask.system import CPU_COUNT
+    from dask.threaded import get as threaded_get
+
+    with dask.config.set(scheduler="threads"):
+        assert _compat.current_scheduler() is threaded_get
+        assert _compat.current_client() is None
+        assert _compat.default_client_if_scheduler() is None
+    with dask.config.set(scheduler="synchronous"):
+        assert _compat.current_scheduler(collections=[da.zeros(3)]) is dask.get
+    assert _compat.cpu_count() == CPU_COUNT
+
+
+def test_block_slices_like_the_fallback():
+    for shape, chunks in [((10,), 3), ((7, 5, 4), (2, 5, 3)), ((0, 4), 2), ((1, 1), 1)]:
+        normal = da.core.normalize_chunks(chunks, shape)
+        assert _compat.block_slices(normal) == _compat.block_slices_here(normal)
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_current_client_like_the_default_client(client):
+    assert _compat.current_client() is client
+    assert _compat.default_client_if_scheduler() is client
+    with dask.config.set(scheduler="threads"):
+        assert _compat.current_client() is None
+
+
+def test_running_task_keys_sees_a_running_task(client):
+    from distributed import Event
+
+    started, release = Event("xoz-started"), Event("xoz-release")
+
+    def block() -> int:
+        started.set()
+        release.wait(timeout=30)
+        return 1
+
+    future = client.submit(block, pure=False)
+    try:
+        started.wait(timeout=30)
+        seen = client.run(lambda dask_worker: _compat.running_task_keys(dask_worker))
+        assert [future.key in keys for keys in seen.values()] == [True]
+    finally:
+        release.set()
+    assert future.result(timeout=30) == 1
+    assert _compat.running_task_keys(object()) is None  # a worker that cannot tell
+
+
+# ---- xarray -------------------------------------------------------------------------------
+def test_in_memory_numpy_never_loads(tmp_path):
+    pixels = np.arange(6, dtype="u1").reshape(2, 3)
+    assert _compat.in_memory_numpy(xr.DataArray(pixels).variable) is pixels
+    assert _compat.in_memory_numpy(xr.DataArray(da.from_array(pixels)).variable) is None
+    xr.Dataset({"v": (("y", "x"), pixels)}).to_zarr(tmp_path / "v.zarr", zarr_format=3)
+    lazy = xr.open_zarr(tmp_path / "v.zarr", chunks=None)["v"]
+    assert _compat.in_memory_numpy(lazy.variable) is None
+    assert not lazy.variable._in_memory  # looking did not load it
+
+
+def test_datatree_from_dict_like_the_fallback():
+    closed: list[str] = []
+
+    def groups() -> dict[str, xr.Dataset]:
+        out = {}
+        for path in ["/", "/a", "/a/b"]:
+            ds = xr.Dataset({"v": ("x", np.arange(3))})
+            ds.set_close(lambda path=path: closed.append(path))
+            out[path] = ds
+        return out
+
+    tree = _compat.datatree_from_dict(groups())
+    other = _compat.datatree_from_dict_here(groups())
+    xr.testing.assert_identical(tree, other)
+    tree.close()
+    assert sorted(closed) == ["/", "/a", "/a/b"]
+    closed.clear()
+    broken = {"/": xr.Dataset(), "/a": xr.Dataset({"v": ("x", [1])}), "/a/v": xr.Dataset()}
+    for name, ds in broken.items():
+        ds.set_close(lambda name=name: closed.append(name))
+    with pytest.raises(KeyError, match="already contains a variable"):
+        _compat.datatree_from_dict_here(broken)
+    assert sorted(closed) == sorted(broken)
+
+
+def test_no_thread_left_behind_by_the_sync_fallback():
+    before = threading.active_count()
+
+    async def value() -> int:
+        return 3
+
+    assert _compat._sync_in_thread(value()) == 3
+    assert threading.active_count() == before
