@@ -23,6 +23,7 @@ from .layout import (
     ome_document,
     stored_axes,
 )
+from .ngff.parse import parse_plate, parse_well
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -402,28 +403,24 @@ def _aligned(rows: Sequence[Sequence[str]], indent: str = "") -> Iterator[str]:
         yield (indent + "  ".join(cells)).rstrip()
 
 
-def _describe_plate(path: str, version: str | None, plate: Mapping[str, Any]) -> str:
-    rows, columns = plate.get("rows") or [], plate.get("columns") or []
-    wells = plate.get("wells") or []
-    name = plate.get("name")
-    title = f"{path}: plate" + (f" {name!r}" if isinstance(name, str) else "")
+def _describe_plate(path: str, version: str | None, block: Mapping[str, Any]) -> str:
+    plate = parse_plate(block)
+    rows, columns = plate.rows, plate.columns
+    title = f"{path}: plate" + (f" {plate.name!r}" if plate.name is not None else "")
     span = f" ({_span(rows)} × {_span(columns)})" if rows and columns else ""
     text = f"{title}, {len(rows)} rows × {len(columns)} columns{span}, "
-    text += _count(len(wells), "well")
-    acquisitions = plate.get("acquisitions")
-    if isinstance(acquisitions, list) and acquisitions:
-        text += f", {_count(len(acquisitions), 'acquisition')}"
+    text += _count(len(plate.wells), "well")
+    if plate.acquisitions:
+        text += f", {_count(len(plate.acquisitions), 'acquisition')}"
     return text + (f", OME-Zarr {version}" if version else "")
 
 
-def _span(entries: list[Any]) -> str:
-    names = [str(e.get("name")) if isinstance(e, Mapping) else "?" for e in entries]
-    return names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}"
+def _span(names: Sequence[str | None]) -> str:
+    return str(names[0]) if len(names) == 1 else f"{names[0]}-{names[-1]}"
 
 
-def _describe_well(path: str, well: Mapping[str, Any]) -> str:
-    images = well.get("images") or []
-    fields = [str(i.get("path")) for i in images if isinstance(i, Mapping)]
+def _describe_well(path: str, block: Mapping[str, Any]) -> str:
+    fields = [str(i.path) for i in parse_well(block).images or () if i.raw]
     return f"{path}: well, {_count(len(fields), 'field')} ({', '.join(fields)})"
 
 

@@ -23,7 +23,7 @@ import zarr
 
 from . import _compat
 from .errors import OmeZarrError, OmeZarrWarning
-from .ngff.model import Multiscale, NodeMeta
+from .ngff.model import Multiscale, NodeMeta, Plate, WellRef
 from .ngff.parse import parse_node, split_attributes
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
 from .ngff.v06 import DEV_VERSIONS, SPELLING_RULE, is_06, normalise_spelling, scene_image_paths
@@ -610,15 +610,14 @@ class Walker:
         assert out.meta is not None
         if self.metadata_only:
             return
-        plate = out.meta.plate or {}
-        wells = plate.get("wells")
-        if not isinstance(wells, list):
+        plate = out.meta.plate
+        if plate is None or not isinstance(plate.raw.get("wells"), list):
             self.findings.error(out.path, "plate/wells", "must be a list")
             return
         paths: list[tuple[int, str]] = []
-        for i, well in enumerate(wells):
-            path = well.get("path") if isinstance(well, Mapping) else None
-            if not isinstance(path, str):
+        for i, well in enumerate(plate.wells):
+            path = well.path
+            if path is None:
                 if not self.findings.reported(out.path, f"plate/wells/{i}"):
                     self.findings.error(out.path, f"plate/wells/{i}/path", "must be a string")
                 continue
@@ -644,26 +643,21 @@ class Walker:
             return None
         return self.dispatch(group, meta, child_node, "well")
 
-    def check_well_path_04(self, plate: Mapping, well: Mapping, i: int, node: str) -> None:
+    def check_well_path_04(self, plate: Plate, well: WellRef, i: int, node: str) -> None:
         """0.4 well paths: the suite accepts column-first ones, so only warn."""
-        names = {}
-        for key in ("rows", "columns"):
-            entries = plate.get(key) or []
-            names[key] = [e.get("name") if isinstance(e, Mapping) else None for e in entries]
-        row, col = well.get("rowIndex"), well.get("columnIndex")
-        if not (isinstance(row, int) and isinstance(col, int)):
+        if well.row_index is None or well.column_index is None:
             return
-        if not (0 <= row < len(names["rows"]) and 0 <= col < len(names["columns"])):
+        expected = plate.expected_path(well)
+        if expected is None:
             self.findings.add(
                 node, f"plate/wells/{i}", "rowIndex or columnIndex out of range", "warning"
             )
             return
-        expected = f"{names['rows'][row]}/{names['columns'][col]}"
-        if well.get("path") != expected:
+        if well.path != expected:
             self.findings.add(
                 node,
                 f"plate/wells/{i}/path",
-                f"{well.get('path')!r} is not '<row>/<column>' = {expected!r} "
+                f"{well.path!r} is not '<row>/<column>' = {expected!r} "
                 "(accepted in 0.4, refused from 0.5 on)",
                 "warning",
             )
@@ -674,15 +668,15 @@ class Walker:
         if self.metadata_only:
             return
         node = out.path
-        images = (out.meta.well or {}).get("images")
-        if not isinstance(images, list) or not images:
+        images = out.meta.well.images if out.meta.well is not None else None
+        if not images:
             if not self.findings.reported(node, "well/images"):
                 self.findings.error(node, "well/images", "must list at least one image")
             return
         paths: list[tuple[int, str]] = []
         for j, image in enumerate(images):
-            path = image.get("path") if isinstance(image, Mapping) else None
-            if not isinstance(path, str):
+            path = image.path
+            if path is None:
                 if not self.findings.reported(node, f"well/images/{j}"):
                     self.findings.error(node, f"well/images/{j}/path", "must be a string")
                 continue

@@ -21,7 +21,7 @@ from .coordinate_index import pixel_centre_coordinates
 from .errors import OmeZarrError, OmeZarrWarning
 from .hierarchy import Findings, Node, Walker, fetch_members, first_multiscale, join, level_dims
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
-from .ngff.model import Multiscale, NodeMeta
+from .ngff.model import Multiscale, NodeMeta, Omero
 from .store import open_root
 from .transforms import coordinate_values, level_geometry
 
@@ -162,7 +162,7 @@ class NodeReader:
                     values = coordinate_values(size, s, t)
                     coords = coords.assign({axis.name: _numpy_variable(axis.name, values, attrs)})
             elif axis.type == "channel":
-                labels = channel_labels(meta.document, size, self.where(node))
+                labels = channel_labels(meta.omero, size, self.where(node))
                 if labels is not None:
                     variable = _numpy_variable(
                         axis.name, np.asarray(labels, dtype=str), {TYPE_ATTR: "channel"}
@@ -202,14 +202,10 @@ def _numpy_variable(dim: str, values: np.ndarray, attrs: dict[str, Any]) -> xr.V
     return xr.Variable((dim,), values, attrs, fastpath=True)
 
 
-def channel_labels(document: Mapping[str, Any], size: int, where: str) -> list[str] | None:
+def channel_labels(omero: Omero | None, size: int, where: str) -> list[str] | None:
     """Channel names from ``omero``, or ``None`` when it names none (or not all)."""
-    omero = document.get("omero")
-    channels = omero.get("channels") if isinstance(omero, Mapping) else None
-    if not isinstance(channels, list) or not channels:
-        return None
-    labels = [c.get("label") if isinstance(c, Mapping) else None for c in channels]
-    if not all(isinstance(label, str) for label in labels):
+    labels = omero.labels if omero is not None else None
+    if labels is None:
         return None
     if len(labels) != size:
         warnings.warn(
@@ -219,7 +215,7 @@ def channel_labels(document: Mapping[str, Any], size: int, where: str) -> list[s
             stacklevel=2,
         )
         return None
-    return labels
+    return list(labels)
 
 
 def encoding_of(array: zarr.Array, dims: tuple[str, ...]) -> dict[str, Any]:
@@ -274,9 +270,7 @@ def open_ome_dataset(
         store, group=group, storage_options=storage_options, consolidated=consolidated
     )
     try:
-        reader = NodeReader(
-            opened.name, validate=validate, lazy_coordinates=lazy_coordinates
-        )
+        reader = NodeReader(opened.name, validate=validate, lazy_coordinates=lazy_coordinates)
         node = (group or "").strip("/")
         meta = reader.meta(opened.group, node)
         if not meta.is_image:
@@ -309,9 +303,7 @@ def open_ome_groups(
         store, group=group, storage_options=storage_options, consolidated=consolidated
     )
     try:
-        reader = NodeReader(
-            opened.name, validate=validate, lazy_coordinates=lazy_coordinates
-        )
+        reader = NodeReader(opened.name, validate=validate, lazy_coordinates=lazy_coordinates)
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
     except BaseException:
         opened.close()

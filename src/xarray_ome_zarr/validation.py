@@ -212,10 +212,9 @@ class _Checker(Walker):
         self, meta: NodeMeta, multiscale: Multiscale, shape: tuple[int, ...], node: str
     ) -> None:
         """The omero block names as many channels as the channel axis has (a warning)."""
-        omero = meta.document.get("omero")
-        channels = omero.get("channels") if isinstance(omero, Mapping) else None
+        channels = meta.omero.channels if meta.omero is not None else None
         axes = [i for i, a in enumerate(multiscale.axes) if a.type == "channel"]
-        if not isinstance(channels, list) or not axes or len(shape) != len(multiscale.axes):
+        if channels is None or not axes or len(shape) != len(multiscale.axes):
             return
         size = shape[axes[0]]
         if len(channels) != size:
@@ -238,11 +237,10 @@ class _Checker(Walker):
 
     def check_omero_colours(self, meta: NodeMeta, node: str) -> None:
         """Channel colours are six hex digits, ``RRGGBB``, without ``#`` (a warning)."""
-        omero = meta.document.get("omero")
-        channels = omero.get("channels") if isinstance(omero, Mapping) else None
-        for i, channel in enumerate(channels if isinstance(channels, list) else ()):
-            color = channel.get("color") if isinstance(channel, Mapping) else None
-            if isinstance(color, str) and not _HEX_COLOUR.fullmatch(color):
+        channels = meta.omero.channels if meta.omero is not None else None
+        for i, channel in enumerate(channels or ()):
+            color = channel.color
+            if color is not None and not _HEX_COLOUR.fullmatch(color):
                 self._advice(
                     node,
                     f"omero/channels/{i}/color",

@@ -1,6 +1,33 @@
 """The OME-NGFF metadata layer: parse and emit documents. Imports no xarray."""
 
-from .model import Axis, Level, Multiscale, NodeMeta, Transform
+from .model import (
+    Axis,
+    Channel,
+    FieldRef,
+    ImageLabel,
+    Level,
+    Multiscale,
+    NodeMeta,
+    Omero,
+    Plate,
+    Transform,
+    Well,
+    WellRef,
+)
 from .parse import parse_node
 
-__all__ = ["Axis", "Level", "Multiscale", "NodeMeta", "Transform", "parse_node"]
+__all__ = [
+    "Axis",
+    "Channel",
+    "FieldRef",
+    "ImageLabel",
+    "Level",
+    "Multiscale",
+    "NodeMeta",
+    "Omero",
+    "Plate",
+    "Transform",
+    "Well",
+    "WellRef",
+    "parse_node",
+]

@@ -12,7 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
-from .model import IMPLIED_AXES, READ_VERSIONS, Axis, Level, Multiscale, NodeMeta, Transform
+from .model import (
+    IMPLIED_AXES,
+    READ_VERSIONS,
+    Axis,
+    Channel,
+    FieldRef,
+    ImageLabel,
+    Level,
+    Multiscale,
+    NodeMeta,
+    Omero,
+    Plate,
+    Transform,
+    Well,
+    WellRef,
+)
 from .paths import check_member_path
 from .schema import SCHEMA_VERSIONS, kinds_for, schema_problems
 from .v06 import (
@@ -137,11 +152,12 @@ def parse_node(
         document=document,
         multiscales=multiscales,
         labels=_string_list(document, "labels", where),
-        plate=_plate(document, where, check_paths=version == "0.5"),
-        image_label=_mapping(document, "image-label", where),
-        well=_mapping(document, "well", where),
+        plate=_optional(parse_plate, _plate(document, where, check_paths=version == "0.5")),
+        image_label=_optional(parse_image_label, _mapping(document, "image-label", where)),
+        well=_optional(parse_well, _mapping(document, "well", where)),
         bioformats2raw_layout=_layout(document, where),
         series=_string_list(document, "series", where),
+        omero=parse_omero(document.get("omero")),
         scene=check_scene(spelled["scene"], where)
         if is_06(version) and "scene" in spelled
         else None,
@@ -164,6 +180,103 @@ def _spelling_06(
         warning = OmeZarrWarning(text, key=key, reason=reason, rule=SPELLING_RULE)
         warnings.warn(warning, stacklevel=3)
     return spelled
+
+
+def _optional(parse: Any, block: Mapping | None) -> Any:
+    return None if block is None else parse(block)
+
+
+# ---- plate, well, image-label and omero: parsed leniently, the block kept in ``raw`` -----
+# Their structural problems are reported where they matter (the walk of the hierarchy, the
+# schema check, validate): a parsed field is None (or left out) where the block is malformed.
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _entries(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def parse_plate(block: Mapping[str, Any]) -> Plate:
+    """The ``plate`` block as a :class:`~.model.Plate` (the block itself in ``raw``)."""
+    wells = tuple(
+        WellRef(
+            _str(_object(w).get("path")),
+            _int(_object(w).get("rowIndex")),
+            _int(_object(w).get("columnIndex")),
+            _object(w),
+        )
+        for w in _entries(block.get("wells"))
+    )
+    return Plate(
+        rows=tuple(_str(_object(r).get("name")) for r in _entries(block.get("rows"))),
+        columns=tuple(_str(_object(c).get("name")) for c in _entries(block.get("columns"))),
+        wells=wells,
+        name=_str(block.get("name")),
+        field_count=_int(block.get("field_count")),
+        acquisitions=tuple(_object(a) for a in _entries(block.get("acquisitions"))),
+        raw=block,
+    )
+
+
+def parse_well(block: Mapping[str, Any]) -> Well:
+    """The ``well`` block as a :class:`~.model.Well` (the block itself in ``raw``)."""
+    images = block.get("images")
+    fields = (
+        tuple(
+            FieldRef(_str(_object(i).get("path")), _int(_object(i).get("acquisition")), _object(i))
+            for i in images
+        )
+        if isinstance(images, list)
+        else None
+    )
+    return Well(fields, block)
+
+
+def parse_image_label(block: Mapping[str, Any]) -> ImageLabel:
+    """The ``image-label`` block as an :class:`~.model.ImageLabel`."""
+    source = _object(block.get("source"))
+    return ImageLabel(
+        colors=tuple(_object(c) for c in _entries(block.get("colors"))),
+        properties=tuple(_object(p) for p in _entries(block.get("properties"))),
+        source_image=_str(source.get("image")),
+        raw=block,
+    )
+
+
+def parse_omero(block: Any) -> Omero | None:
+    """The ``omero`` block as an :class:`~.model.Omero`; ``None`` when absent or not a JSON
+    object (the schema check reports that as a warning)."""
+    if not isinstance(block, Mapping):
+        return None
+    channels = block.get("channels")
+    parsed = (
+        tuple(
+            Channel(
+                label=_str(_object(c).get("label")),
+                color=_str(_object(c).get("color")),
+                window=_object(c).get("window")
+                if isinstance(_object(c).get("window"), Mapping)
+                else None,
+                active=_object(c).get("active")
+                if isinstance(_object(c).get("active"), bool)
+                else None,
+                raw=_object(c),
+            )
+            for c in channels
+        )
+        if isinstance(channels, list)
+        else None
+    )
+    return Omero(parsed, block)
 
 
 def check_schema(
