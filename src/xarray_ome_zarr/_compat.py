@@ -155,7 +155,7 @@ try:
 except ImportError:  # pragma: no cover
     HAS_SYNC_DECODE = False
 
-V2Codec: type | None
+V2Codec: Any
 try:
     from zarr.codecs._v2 import V2Codec
 

@@ -88,7 +88,9 @@ class OmeTreeAccessor(OmeAccessor):
     On a level node (``dt["scale1"]``) they describe that level.
     """
 
-    def __init__(self, obj: xr.DataTree) -> None:
+    _obj: xr.DataTree  # type: ignore[assignment]  # the tree, where the base holds a level
+
+    def __init__(self, obj: xr.DataTree) -> None:  # type: ignore[override]
         self._obj = obj
 
     def _level(self) -> ImageLevel:
@@ -115,6 +117,8 @@ class OmeTreeAccessor(OmeAccessor):
 
 class OmeLevelView(OmeAccessor):
     """The OME view of one level of an image tree; ``to_zarr`` writes that level alone."""
+
+    _obj: xr.Dataset
 
     def __init__(self, dataset: xr.Dataset, level: ImageLevel) -> None:
         self._obj = dataset

@@ -273,7 +273,7 @@ def image(
             if labels is None:
                 continue
             if rgb is not None and channels is None:
-                colours = _RGB_COLORS[: sizes[dim]]
+                colours = _RGB_COLORS[: sizes[dim]]  # type: ignore[assignment]
             coords[dim] = xr.Variable(dim, np.asarray(labels, dtype=str), {TYPE_ATTR: kind})
             if any(c is not None for c in colours):
                 attrs["omero"] = _omero(labels, colours, pixels.dtype)

@@ -326,7 +326,7 @@ def _variable(ds: xr.Dataset) -> xr.DataArray | None:
 
 
 def _axes(
-    ds: xr.Dataset, dims: Sequence[Any], attrs: Mapping[str, Any]
+    ds: xr.Dataset, dims: Sequence[Any], attrs: Mapping[Any, Any]
 ) -> list[tuple[str, str, str | None]]:
     """(name, type, unit) of each dim, from the coordinates, else from the metadata."""
     stored = stored_axes(attrs)

@@ -9,7 +9,7 @@ zarr format. Imports no xarray.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from .errors import OmeZarrError
 
@@ -39,7 +39,7 @@ def _named(name: str, zarr_format: int) -> Any:
         from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
         if name in ("lz4", "blosc-lz4", "blosc-zstd"):
-            cname = "zstd" if name == "blosc-zstd" else "lz4"
+            cname: Literal["zstd", "lz4"] = "zstd" if name == "blosc-zstd" else "lz4"
             return BloscCodec(cname=cname, clevel=5, shuffle="bitshuffle")
         return ZstdCodec(level=3) if name == "zstd" else GzipCodec(level=5)
     from numcodecs import GZip, Zstd

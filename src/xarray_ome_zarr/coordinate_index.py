@@ -253,8 +253,8 @@ class PixelCentreIndex(CoordinateTransformIndex):
         if isinstance(indexer, slice):
             if indexer == slice(None):
                 return self
-            positions = range(self.size)[indexer]
-            return self._new(self.transform.sliced(positions.start, positions.step, len(positions)))
+            picked = range(self.size)[indexer]
+            return self._new(self.transform.sliced(picked.start, picked.step, len(picked)))
         if np.ndim(indexer) == 0:
             return None
         positions = np.asarray(indexer)
@@ -268,7 +268,7 @@ class PixelCentreIndex(CoordinateTransformIndex):
         values = self.transform.forward({self.dim: positions})[self.dim]
         return PandasIndex(pd.Index(values, name=self.dim), self.dim, coord_dtype=values.dtype)
 
-    def roll(self, shifts: Mapping[Any, int]) -> Index | None:
+    def roll(self, shifts: Mapping[Any, int]) -> Index | None:  # type: ignore[override]
         shift = shifts[self.dim] % (self.size or 1)
         if shift == 0:
             return self
@@ -309,7 +309,7 @@ class PixelCentreIndex(CoordinateTransformIndex):
             indexer = xr.DataArray(indexer, coords=label._coords, dims=label.dims)
         return IndexSelResult({self.dim: indexer})
 
-    def _count_below(self, labels: np.ndarray, strict: bool) -> np.ndarray:
+    def _count_below(self, labels: np.ndarray | np.float64, strict: bool) -> np.ndarray:
         """How many values lie below each label (``<`` if ``strict``, else ``<=``).
 
         Exact for the float values the coordinate holds: an estimate from the geometry,
@@ -439,7 +439,7 @@ class PixelCentreIndex(CoordinateTransformIndex):
             return None
         return int(whole)
 
-    def join(self, other: Index, how: str = "inner") -> Index:
+    def join(self, other: Index, how: str = "inner") -> Index:  # type: ignore[override]
         if isinstance(other, PixelCentreIndex):
             start = self._grid_offset(other)
             if start is not None:
@@ -468,7 +468,7 @@ class PixelCentreIndex(CoordinateTransformIndex):
         return {self.dim: indexer}
 
     @classmethod
-    def concat(
+    def concat(  # type: ignore[override]
         cls,
         indexes: Sequence[Index],
         dim: Hashable,

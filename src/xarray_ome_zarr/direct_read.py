@@ -95,7 +95,7 @@ def _v2_decoder(array: zarr.Array) -> Decode | None:
         return None
     dtype = np.dtype(array.dtype)
     shape = tuple(array.chunks)
-    order = array.metadata.order
+    order = getattr(array.metadata, "order", "C")  # a v2 array: its metadata has one
     compressor = codec.compressor
     filters = tuple(reversed(codec.filters or ()))
 

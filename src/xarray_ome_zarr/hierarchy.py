@@ -763,7 +763,7 @@ def _declared_version(attrs: Mapping) -> str | None:
 
 def _numbered_groups(group: zarr.Group) -> list[str]:
     """``"0"``, ``"1"``, ... while such child groups exist."""
-    found = []
+    found: list[str] = []
     for i in itertools.count():
         (member,) = fetch_members(group, [str(i)])
         if not isinstance(member, zarr.Group):

@@ -109,7 +109,7 @@ def level_name(tree: xr.DataTree, level: int | str, where: str) -> str:
     if isinstance(level, str) and level in names:
         return level
     is_int = isinstance(level, int | np.integer) and not isinstance(level, bool)
-    if is_int and -len(names) <= level < len(names):
+    if is_int and -len(names) <= int(level) < len(names):
         return names[int(level)]
     raise OmeZarrError(
         f"{where}: no level {level!r}; the image has {len(names)} levels {names} "
@@ -186,7 +186,7 @@ def attr_scale(coord: xr.DataArray | None) -> float | None:
     return None
 
 
-def ome_document(attrs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+def ome_document(attrs: Mapping[Any, Any]) -> tuple[str | None, Mapping[str, Any]]:
     """(version, OME document) of a node's attrs, 0.5 (``ome``) or earlier, leniently:
     malformed attributes give ``(None, attrs)`` (see :func:`.ngff.parse.split_attributes`)."""
     try:
@@ -195,7 +195,7 @@ def ome_document(attrs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any
         return None, attrs
 
 
-def stored_axes(attrs: Mapping[str, Any]) -> dict[str, Axis]:
+def stored_axes(attrs: Mapping[Any, Any]) -> dict[str, Axis]:
     """The ``axes`` of the first multiscale in OME attributes (0.5 or older), by name.
 
     Lenient: anything malformed gives no hint rather than an error. Axes stored as names
@@ -350,7 +350,7 @@ class ImageLevel:
 
 
 # ---- from objects to levels -------------------------------------------------------------
-def tree_attrs(tree: xr.DataTree) -> Mapping[str, Any]:
+def tree_attrs(tree: xr.DataTree) -> Mapping[Any, Any]:
     """The attrs of an image node; for a level node, its parent's (where the OME block is)."""
     if stored_axes(tree.attrs) or tree.parent is None:
         return tree.attrs
@@ -422,7 +422,9 @@ def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str =
 
 
 # ---- group attributes -------------------------------------------------------------------
-def split_dataarray_attrs(attrs: Mapping[str, Any]) -> tuple[dict, dict]:
+def split_dataarray_attrs(
+    attrs: Mapping[Any, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(group attrs, array attrs) of a DataArray: OME group attributes when it carries them."""
     if "ome" in attrs or "multiscales" in attrs or any(k in attrs for k in OME_KEYS):
         return dict(attrs), {}
@@ -444,7 +446,7 @@ def is_label_source(source: SourceDocument) -> bool:
 
 def as_image_dataarray(
     image: xr.DataArray | xr.Dataset, where: str = "Dataset"
-) -> tuple[xr.DataArray, dict]:
+) -> tuple[xr.DataArray, dict[str, Any]]:
     """(the image's DataArray, the group attributes that come with it)."""
     if isinstance(image, xr.Dataset):
         attrs = {k: v for k, v in image.attrs.items() if k != PATH_ATTR}
@@ -636,7 +638,8 @@ def image_attributes(
     if label:
         check_label(arrays[0], where)
         blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
-    return jsonable(group_attributes(version, blocks, source.other, multiscale))
+    out: dict[str, Any] = jsonable(group_attributes(version, blocks, source.other, multiscale))
+    return out
 
 
 def level_array(level: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:

@@ -314,12 +314,12 @@ def downsample(arr: da.Array, factors: Sequence[int], method: str) -> da.Array:
         tuple(c // f for c in sizes) for sizes, f in zip(arr.chunks, factors, strict=True)
     )
     if method == "mean":
-        return arr.map_blocks(mean_kernel, factors, chunks=out_chunks, dtype=dtype)
+        return arr.map_blocks(mean_kernel, factors, chunks=out_chunks, dtype=dtype)  # type: ignore[arg-type]
     if method == "nearest":
-        return arr.map_blocks(nearest_kernel, factors, chunks=out_chunks, dtype=dtype)
+        return arr.map_blocks(nearest_kernel, factors, chunks=out_chunks, dtype=dtype)  # type: ignore[arg-type]
     if method == "mode":
-        return arr.map_blocks(mode_kernel, factors, chunks=out_chunks, dtype=dtype)
-    return arr.map_blocks(centre_kernel, factors, dtype, chunks=out_chunks, dtype=dtype)
+        return arr.map_blocks(mode_kernel, factors, chunks=out_chunks, dtype=dtype)  # type: ignore[arg-type]
+    return arr.map_blocks(centre_kernel, factors, dtype, chunks=out_chunks, dtype=dtype)  # type: ignore[arg-type]
 
 
 def default_method(dtype: np.dtype, label: bool) -> str:
@@ -341,7 +341,7 @@ def downsample_level(
         coord = level.coords.get(dim)
         is_lazy = coord is not None and exact_geometry(coord) is not None
         if f == 1:
-            if is_lazy:
+            if is_lazy and coord is not None:
                 lazy.append(xr.Coordinates.from_xindex(level.xindexes[dim]))
                 lazy[-1][dim].attrs = dict(coord.attrs)
             elif coord is not None:
@@ -366,7 +366,7 @@ def downsample_level(
     return out
 
 
-def with_pixel_coordinates(image: xr.DataArray, types: Mapping[str, Any]) -> xr.DataArray:
+def with_pixel_coordinates(image: xr.DataArray, types: Mapping[Any, Any]) -> xr.DataArray:
     """``image`` with a pixel-index coordinate on each space or time axis that has none."""
     missing = {
         d: xr.Variable(d, np.arange(n, dtype=np.float64), attrs={TYPE_ATTR: types[d]})
@@ -417,7 +417,7 @@ def pyramid(
         unit = default_chunks(dims, base.shape, types, base.dtype.itemsize)
         grown = grown_chunks(base.shape, unit, base.dtype.itemsize)
         base = chunked(base, dict(zip(dims, grown, strict=True)), views)
-    target = {d: max(c) for d, c in zip(dims, base.chunks, strict=True)}
+    target = {d: max(c) for d, c in zip(dims, base.chunks, strict=True)}  # type: ignore[arg-type]
     levels = [base]
     for step in steps:
         level = downsample_level(levels[-1], step, method, types)

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import zarr
@@ -47,6 +47,8 @@ OZX_SUFFIX = ".ozx"
 _ZIP_SUFFIXES = (OZX_SUFFIX, ".zip")
 _ROOT_KEYS = ("zarr.json", ".zgroup", ".zattrs")
 _S3_PROTOCOLS = ("s3", "s3a")
+#: zarr's access modes.
+AccessMode = Literal["r", "r+", "a", "w", "w-"]
 
 
 @dataclass
@@ -266,7 +268,7 @@ def open_root(
     *,
     group: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    mode: str = "r",
+    mode: AccessMode = "r",
     consolidated: bool | None = None,
 ) -> OpenedStore:
     """Open the zarr group at ``obj`` (and ``group`` inside it) for reading.
@@ -337,7 +339,7 @@ def _is_zip_store(store: Any) -> bool:
     return "zip" in fsspec_protocols(store)
 
 
-def _open_group(store: Any, mode: str, consolidated: bool | None, name: str) -> zarr.Group:
+def _open_group(store: Any, mode: AccessMode, consolidated: bool | None, name: str) -> zarr.Group:
     """Open the root group; in a zip whose hierarchy sits in one folder, open that folder."""
     try:
         return zarr.open_group(store, mode=mode, use_consolidated=consolidated)

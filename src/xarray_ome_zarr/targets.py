@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import dask
 import dask.array as da
@@ -62,6 +62,9 @@ __all__ = [
     "write_to",
     "writing",
 ]
+
+#: The zarr formats a target can be opened for.
+ZarrFormat = Literal[2, 3]
 
 #: How long a failed distributed write waits for tasks still writing before cleaning up.
 RUNNING_TASKS_TIMEOUT = 60.0
@@ -97,7 +100,7 @@ class Target(Protocol):
 
     name: str
 
-    def open(self, zarr_format: int) -> zarr.Group:
+    def open(self, zarr_format: ZarrFormat) -> zarr.Group:
         """The empty root group to write into."""
         ...
 
@@ -127,7 +130,7 @@ class LocalTarget:
             return any(self.path.iterdir())
         return self.path.exists()
 
-    def open(self, zarr_format: int) -> zarr.Group:
+    def open(self, zarr_format: ZarrFormat) -> zarr.Group:
         """The root group of a fresh directory beside the target."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.xoz-{uuid.uuid4().hex[:12]}"
@@ -223,7 +226,7 @@ class StoreTarget:
         if is_memory_store(store):
             _check_workers_share_memory(name)
 
-    def open(self, zarr_format: int) -> zarr.Group:
+    def open(self, zarr_format: ZarrFormat) -> zarr.Group:
         """The root group, the old content gone (its metadata first, the root's first)."""
         if not self.empty:
             if not self.store.supports_deletes:
@@ -264,7 +267,7 @@ class OzxTarget:
         self.fs: Any = None
         self.destination = ""
 
-    def open(self, zarr_format: int) -> zarr.Group:
+    def open(self, zarr_format: ZarrFormat) -> zarr.Group:
         """The root group of a fresh staging directory (beside a local target)."""
         where = check_ozx_target(  # looked at again: the plan took time
             self.location,
@@ -371,7 +374,7 @@ def write_to(
 
 
 @contextlib.contextmanager
-def writing(target: Target, zarr_format: int) -> Iterator[zarr.Group]:
+def writing(target: Target, zarr_format: ZarrFormat) -> Iterator[zarr.Group]:
     """The root group of ``target`` to write into; committed when the block succeeds, aborted
     (what was written removed, an existing target left as it was where possible) when it
     raises."""
@@ -438,7 +441,7 @@ def pixel_writes(plan: Plan, root: zarr.Group) -> list[da.Array]:
         if path:
             root.require_group(path)
     targets = [ChunkWriter(_create_array(root, a, zarr_format)) for a in plan.arrays]
-    stored = da.store([a.data for a in plan.arrays], targets, lock=False, compute=False)
+    stored = da.store([a.data for a in plan.arrays], cast(Any, targets), lock=False, compute=False)
     return list(stored) if isinstance(stored, Sequence) else [stored]
 
 

@@ -74,7 +74,7 @@ class ImageInput:
     """An image found in the input: its group attributes and its levels."""
 
     node: str
-    attrs: Mapping[str, Any]
+    attrs: Mapping[Any, Any]
     levels: list[xr.DataArray]
     paths: list[str | None]
     label: bool = False

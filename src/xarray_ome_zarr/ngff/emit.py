@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import OmeZarrError
 from .model import READ_VERSIONS, WRITE_VERSIONS, Axis, Multiscale
@@ -72,7 +72,7 @@ def check_version(version: Any) -> str:
     return str(version)
 
 
-def zarr_format_of(version: str) -> int:
+def zarr_format_of(version: str) -> Literal[2, 3]:
     """The zarr format an OME-Zarr version is stored in: 2 for 0.4, 3 for 0.5."""
     return 2 if check_version(version) == "0.4" else 3
 
@@ -169,7 +169,7 @@ def axis_json(axis: Axis) -> dict[str, Any]:
     return out
 
 
-def dataset_json(path: str, scale: Sequence[float], translation: Sequence[float]) -> dict:
+def dataset_json(path: str, scale: Sequence[float], translation: Sequence[float]) -> dict[str, Any]:
     """One ``datasets`` entry: a path, a scale and a translation."""
     return {
         "path": path,
@@ -209,7 +209,7 @@ def multiscale_json(
     return out
 
 
-def split_source(attrs: Mapping[str, Any], where: str = "") -> SourceDocument:
+def split_source(attrs: Mapping[Any, Any], where: str = "") -> SourceDocument:
     """Split a group's stored attributes (any version) into a ``SourceDocument``."""
     version, document = split_attributes(attrs, where)
     if document is attrs.get("ome"):
@@ -266,7 +266,7 @@ def group_attributes(
     return {**{k: v for k, v in other.items() if k != "ome"}, "ome": {"version": target, **ome}}
 
 
-def channel_entry(label: str, index: int, window: tuple[float, float]) -> dict:
+def channel_entry(label: str, index: int, window: tuple[float, float]) -> dict[str, Any]:
     """A minimal ``omero`` channel for a channel named by a coordinate but not by ``omero``.
 
     0.4 requires a ``window`` with start, end, min and max: all set from ``window``.
@@ -293,7 +293,8 @@ def omero_for_channels(
     block does not name gets a minimal entry. Every other key of the block is kept.
     """
     out = copy.deepcopy(dict(omero or {}))
-    stored = out.get("channels") if isinstance(out.get("channels"), list) else []
+    block = out.get("channels")
+    stored: list[Any] = block if isinstance(block, list) else []
     unused = list(range(len(stored)))
     channels = []
     for i, label in enumerate(labels):

@@ -54,7 +54,9 @@ def _fail(where: str, key: str, message: str) -> OmeZarrError:
     return OmeZarrError(f"{where}: {key}: {message}", key=key, reason=message)
 
 
-def split_attributes(attrs: Mapping[str, Any], where: str = "") -> tuple[str | None, Mapping]:
+def split_attributes(
+    attrs: Mapping[str, Any], where: str = ""
+) -> tuple[str | None, Mapping[str, Any]]:
     """Find the OME document in a group's attributes and the version it declares.
 
     0.5 and later keep everything under ``attributes["ome"]`` with ``ome.version``; before
@@ -165,8 +167,8 @@ def parse_node(
 
 
 def _spelling_06(
-    document: Mapping, version: str, where: str, *, strict: bool, report: bool
-) -> Mapping:
+    document: Mapping[str, Any], version: str, where: str, *, strict: bool, report: bool
+) -> Mapping[str, Any]:
     """A 0.6 document in the 0.6 spelling; the 0.6.dev one warns (refused with ``strict``)
     where the document declares 0.6 or 0.6rc0."""
     spelled, found = normalise_spelling(document)
@@ -280,7 +282,12 @@ def parse_omero(block: Any) -> Omero | None:
 
 
 def check_schema(
-    attrs: Mapping, document: Mapping, version: str, where: str, *, strict: bool = False
+    attrs: Mapping[str, Any],
+    document: Mapping[str, Any],
+    version: str,
+    where: str,
+    *,
+    strict: bool = False,
 ) -> None:
     """Raise for schema problems outside ``omero``; warn for those inside it.
 
@@ -303,7 +310,7 @@ def check_schema(
             )
 
 
-def _string_list(document: Mapping, key: str, where: str) -> tuple[str, ...] | None:
+def _string_list(document: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
     if key not in document:
         return None
     value = document[key]
@@ -312,7 +319,7 @@ def _string_list(document: Mapping, key: str, where: str) -> tuple[str, ...] | N
     return tuple(check_member_path(v, where, f"{key}/{i}") for i, v in enumerate(value))
 
 
-def _mapping(document: Mapping, key: str, where: str) -> Mapping | None:
+def _mapping(document: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
     if key not in document:
         return None
     value = document[key]
@@ -321,7 +328,9 @@ def _mapping(document: Mapping, key: str, where: str) -> Mapping | None:
     return value
 
 
-def _plate(document: Mapping, where: str, *, check_paths: bool) -> Mapping | None:
+def _plate(
+    document: Mapping[str, Any], where: str, *, check_paths: bool
+) -> Mapping[str, Any] | None:
     """The plate block; from 0.5 on, each well path checked against its row and column.
 
     The 0.4 and 0.6rc0 suites call column-first paths valid: only 0.5 plates are checked.
@@ -330,7 +339,7 @@ def _plate(document: Mapping, where: str, *, check_paths: bool) -> Mapping | Non
     if plate is None:
         return None
     rows, columns, wells = plate.get("rows"), plate.get("columns"), plate.get("wells")
-    if not all(isinstance(v, list) for v in (rows, columns, wells)):
+    if not (isinstance(rows, list) and isinstance(columns, list) and isinstance(wells, list)):
         raise _fail(where, "plate", "needs lists of rows, columns and wells")
     names = {}
     for key, entries in (("rows", rows), ("columns", columns)):
@@ -356,7 +365,7 @@ def _plate(document: Mapping, where: str, *, check_paths: bool) -> Mapping | Non
     return plate
 
 
-def _layout(document: Mapping, where: str) -> int | None:
+def _layout(document: Mapping[str, Any], where: str) -> int | None:
     if "bioformats2raw.layout" not in document:
         return None
     value = document["bioformats2raw.layout"]

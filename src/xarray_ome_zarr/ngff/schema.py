@@ -42,12 +42,12 @@ class SchemaProblem:
 
 
 @cache
-def _registry_and_schemas(version: str) -> tuple[Any, dict[str, dict]]:
+def _registry_and_schemas(version: str) -> tuple[Any, dict[str, dict[str, Any]]]:
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
     folder = files("xarray_ome_zarr.ngff") / "schemas" / schema_folder(version)
-    schemas: dict[str, dict] = {}
+    schemas: dict[str, dict[str, Any]] = {}
     resources = []
     for entry in folder.iterdir():
         if entry.name.endswith(".schema"):

@@ -17,7 +17,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -187,7 +187,8 @@ class Scale(Transformation):
     def apply(self, points: Any, loader: Loader | None = None) -> np.ndarray:
         pts = _points(points)
         _check_width(pts, len(self.scale), "this scale")
-        return pts * np.asarray(self.scale)
+        out: np.ndarray = pts * np.asarray(self.scale)
+        return out
 
     def inverse(self) -> Transformation:
         if any(s == 0 for s in self.scale):
@@ -210,7 +211,8 @@ class Translation(Transformation):
     def apply(self, points: Any, loader: Loader | None = None) -> np.ndarray:
         pts = _points(points)
         _check_width(pts, len(self.translation), "this translation")
-        return pts + np.asarray(self.translation)
+        out: np.ndarray = pts + np.asarray(self.translation)
+        return out
 
     def inverse(self) -> Transformation:
         return Translation({"type": "translation"}, tuple(-t for t in self.translation))
@@ -253,7 +255,8 @@ class Affine(Transformation):
         pts = _points(points)
         m = self._homogeneous(loader)
         _check_width(pts, m.shape[1] - 1, f"this {self.type}")
-        return pts @ m[:-1, :-1].T + m[:-1, -1]
+        out: np.ndarray = pts @ m[:-1, :-1].T + m[:-1, -1]
+        return out
 
     def inverse(self) -> Transformation:
         if self.matrix is None:
@@ -355,7 +358,8 @@ class ProjectAxis(Transformation):
     def apply(self, points: Any, loader: Loader | None = None) -> np.ndarray:
         pts = _points(points)
         m = self.affine(pts.shape[1])
-        return pts @ m[:-1, :-1].T
+        out: np.ndarray = pts @ m[:-1, :-1].T
+        return out
 
 
 @dataclass(frozen=True)
@@ -623,7 +627,7 @@ def parse_transformation(raw: Any, where: str = "", key: str = "") -> Transforma
     raise _fail(where, f"{k}type", f"unknown transform type {kind!r}")
 
 
-def _parse_by_dimension(raw: dict, where: str, k: str) -> ByDimension:
+def _parse_by_dimension(raw: dict[str, Any], where: str, k: str) -> ByDimension:
     items = raw.get("transformations")
     if not isinstance(items, list) or not items:
         raise _fail(where, f"{k}transformations", "must be a non-empty list")
@@ -960,7 +964,7 @@ def graph_of_document(
                 )
                 if source.name is not None and source.path is None:  # "input": "s0"
                     source = SystemRef(path=source.name)
-                target = parse_ref(raw.get("output"), where, f"{tk}/output", names)
+                target = parse_ref(raw.get("output"), where, f"{tk}/output", cast(list[str], names))
                 graph.add_transformation(t, source, target, prefix)
     scene = ome.get("scene")
     if isinstance(scene, Mapping):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..errors import OmeZarrError, OmeZarrWarning
 from .model import Level, Multiscale, Transform
@@ -85,7 +85,7 @@ def normalise_spelling(ome: Mapping[str, Any]) -> tuple[dict[str, Any], list[tup
     return out, found
 
 
-def _multiscale_spelling(ms: Mapping, key: str, found: list) -> dict:
+def _multiscale_spelling(ms: Mapping[str, Any], key: str, found: list[Any]) -> dict[str, Any]:
     out = dict(ms)
     if isinstance(ms.get("coordinateTransformations"), list):
         out["coordinateTransformations"] = _list_spelling(
@@ -107,14 +107,16 @@ def _multiscale_spelling(ms: Mapping, key: str, found: list) -> dict:
     return out
 
 
-def _list_spelling(items: list, key: str, found: list, *, input_is_path: bool = False) -> list:
+def _list_spelling(
+    items: list[Any], key: str, found: list[Any], *, input_is_path: bool = False
+) -> list[Any]:
     return [
         _transform_spelling(t, f"{key}/{i}", found, input_is_path=input_is_path)
         for i, t in enumerate(items)
     ]
 
 
-def _transform_spelling(t: Any, key: str, found: list, *, input_is_path: bool = False) -> Any:
+def _transform_spelling(t: Any, key: str, found: list[Any], *, input_is_path: bool = False) -> Any:
     if not isinstance(t, Mapping):
         return t
     out = dict(t)
@@ -263,7 +265,9 @@ def _parse_level(
     return Level(path, transforms, extra), str(target.name)
 
 
-def _scale_translation(t: Any, raw: Mapping, where: str, key: str) -> tuple[Transform, ...]:
+def _scale_translation(
+    t: Any, raw: Mapping[str, Any], where: str, key: str
+) -> tuple[Transform, ...]:
     """A dataset transform as the model's scale (and translation); raw kept on the first."""
     parts = t.transformations if isinstance(t, SequenceOf) else (t,)
     types = [p.type for p in parts]
@@ -276,12 +280,12 @@ def _scale_translation(t: Any, raw: Mapping, where: str, key: str) -> tuple[Tran
             "must be an identity, a scale, or a sequence of one scale and "
             f"one translation, got {types}",
         )
-    scale = next(p for p in parts if p.type == "scale").scale
+    scale = cast(Any, next(p for p in parts if p.type == "scale")).scale
     if any(s == 0 for s in scale):
         raise _fail(where, f"{key}/0", f"a scale must not contain zero, got {list(scale)}")
     out = [Transform("scale", tuple(scale), dict(raw))]
     if "translation" in types:
-        shift = next(p for p in parts if p.type == "translation").translation
+        shift = cast(Any, next(p for p in parts if p.type == "translation")).translation
         if types[0] == "translation":  # (x + t) * s = x * s + t * s
             if len(shift) != len(scale):
                 raise _fail(where, key, "scale and translation differ in length")
