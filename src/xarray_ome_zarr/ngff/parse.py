@@ -184,7 +184,7 @@ def _spelling_06(
     return spelled
 
 
-def _optional(parse: Any, block: Mapping | None) -> Any:
+def _optional(parse: Any, block: Mapping[str, Any] | None) -> Any:
     return None if block is None else parse(block)
 
 
