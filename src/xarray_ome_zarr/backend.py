@@ -54,6 +54,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         "group",
         "storage_options",
         "validate",
+        "strict",
         "consolidated",
         "lazy_coordinates",
     )
@@ -82,6 +83,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
+        strict: bool = False,
         consolidated: bool | None = None,
         lazy_coordinates: bool = True,
         mask_and_scale: Any = None,
@@ -104,6 +106,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
             drop_variables=_drop_list(drop_variables),
             validate=validate,
+            strict=strict,
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
         )
@@ -116,6 +119,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
+        strict: bool = False,
         consolidated: bool | None = None,
         lazy_coordinates: bool = True,
         mask_and_scale: Any = None,
@@ -134,6 +138,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
             drop_variables=_drop_list(drop_variables),
             validate=validate,
+            strict=strict,
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
         )
@@ -146,6 +151,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: dict[str, Any] | None = None,
         validate: bool = True,
+        strict: bool = False,
         consolidated: bool | None = None,
         lazy_coordinates: bool = True,
         mask_and_scale: Any = None,
@@ -162,6 +168,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             group=group,
             storage_options=storage_options,
             validate=validate,
+            strict=strict,
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
         )

@@ -15,7 +15,7 @@ import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -23,8 +23,8 @@ import zarr
 
 from . import _compat
 from .errors import OmeZarrError, OmeZarrWarning
-from .ngff.model import Multiscale, NodeMeta, Plate, WellRef
-from .ngff.parse import parse_node, split_attributes
+from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
+from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
 from .ngff.v06 import DEV_VERSIONS, SPELLING_RULE, is_06, normalise_spelling, scene_image_paths
 from .transforms import level_geometry
@@ -36,6 +36,10 @@ Severity = Literal["error", "warning"]
 MAX_CONCURRENT_NODES = 16
 #: The key of a problem with the node's document as a whole.
 ROOT_KEY = "<root>"
+#: Rule ids of the deviations the walk itself finds (the parser finds the others).
+BROKEN_NODE = "broken-node"
+LABEL_DTYPE = "label-dtype"
+DIMENSION_NAMES_MISSING = "dimension-names-missing"
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class Problem:
         ``"error"`` (the store is not valid OME-Zarr) or ``"warning"`` (transitional
         metadata such as ``omero`` is wrong; pixels and coordinates are not affected).
     rule
-        A stable id of the rule concerned, where there is one.
+        The id of a deviation the reader accepts with a warning (``docs/errors.md``), the
+        same as on that ``OmeZarrWarning``; ``None`` for other problems.
     """
 
     node: str
@@ -75,7 +80,8 @@ class Problem:
         }
 
     def __str__(self) -> str:
-        return f"{self.severity} {self.node} {self.key}: {self.message}"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{self.severity} {self.node} {self.key}: {self.message}{rule}"
 
 
 def join(node: str, path: str) -> str:
@@ -130,11 +136,14 @@ class Findings:
     collect
         ``True`` (``validate``): list every problem in ``problems``. ``False`` (the reader):
         raise an ``OmeZarrError`` naming store, node and key at the first error.
+    strict
+        The reader's ``strict=True``: refuse the deviations liberal reading accepts.
     """
 
-    def __init__(self, store_name: str, *, collect: bool) -> None:
+    def __init__(self, store_name: str, *, collect: bool, strict: bool = False) -> None:
         self.store_name = store_name
         self.collect = collect
+        self.strict = strict
         self.problems: list[Problem] = []
         self._seen: set[Problem] = set()
         self._error_keys: set[tuple[str, str]] = set()
@@ -154,6 +163,33 @@ class Findings:
         if not self.collect:
             raise self.exception(node, key, message) from cause
         self.add(node, key, message, "error")
+
+    def deviation(self, node: str, key: str, message: str, rule: str) -> None:
+        """A deviation from the spec that peers read and the geometry survives: a warning
+        when reading, refused with ``strict=True``, an error for ``validate``."""
+        if self.collect:
+            self.add(node, key, message, "error", rule)
+        elif self.strict:
+            hint = f" (rule {rule}: read with a warning unless strict=True)"
+            raise OmeZarrError.at(
+                message + hint, store=self.store_name, node=node, key=key, rule=rule
+            )
+        else:
+            hint = f" [rule {rule}; strict=True refuses it]"
+            warnings.warn(
+                OmeZarrWarning.at(
+                    message + hint, store=self.store_name, node=node, key=key, rule=rule
+                ),
+                stacklevel=2,
+            )
+
+    def broken(self, node: str, key: str, child: str, err: OmeZarrError) -> None:
+        """A child node (label image, well, field, series) that cannot be read: left out
+        with a warning when reading, so the rest of the tree opens; ``strict`` raises."""
+        if self.collect or self.strict:
+            raise err
+        message = f"{'/' + child.strip('/')!r} cannot be read and is left out: {err}"
+        self.deviation(node, key, message, BROKEN_NODE)
 
     def add(
         self, node: str, key: str, message: str, severity: Severity, rule: str | None = None
@@ -261,8 +297,16 @@ class Walker:
     def metadata(self, group: zarr.Group, node: str) -> NodeMeta | None:
         """Parse a group's OME metadata; ``None`` (with the problems listed) when it does
         not parse. The reader's parse raises instead."""
+
+        def deviate(key: str, message: str, rule: str) -> None:
+            accepted.append(key)
+            if rule != MISSING_TRANSFORMS:  # said with the geometry used, once shapes are known
+                self.findings.deviation(node, key, message, rule)
+
+        accepted: list[str] = []
         if not self.thorough:
-            return parse_node(group.attrs.asdict(), self.where(node), validate=self.validate)
+            attrs = group.attrs.asdict()
+            return parse_node(attrs, self.where(node), validate=self.validate, deviate=deviate)
         try:
             attrs = group.attrs.asdict()
         except Exception as err:
@@ -271,21 +315,25 @@ class Walker:
                 node, ROOT_KEY, f"cannot read the attributes ({name}: {err})", "error"
             )
             return None
-        meta, parse_problem = self._parse(attrs, node)
+        meta, parse_problem = self._parse(attrs, node, deviate)
         version = meta.version if meta is not None else _declared_version(attrs)
-        schema_keys = self._schema(attrs, version, node)
+        schema_keys = self._schema(attrs, version, node, accepted)
         if parse_problem is not None:
             key, message = parse_problem
             if not any(_related(key, k) for k in schema_keys):
                 self.findings.error(node, key, message)
         return meta
 
-    def _parse(self, attrs: Mapping, node: str) -> tuple[NodeMeta | None, tuple[str, str] | None]:
+    def _parse(
+        self, attrs: Mapping, node: str, deviate: Deviate
+    ) -> tuple[NodeMeta | None, tuple[str, str] | None]:
         """The parsed metadata, or the parser's (key, message); its warnings listed."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                meta, problem = parse_node(attrs, self.where(node), validate=False), None
+                where = self.where(node)
+                meta = parse_node(attrs, where, validate=False, deviate=deviate)
+                problem = None
             except OmeZarrError as err:
                 meta, problem = None, self.findings.split(err)
         for w in caught:
@@ -294,8 +342,11 @@ class Walker:
                 self.findings.add(node, ROOT_KEY, text, "warning")
         return meta, problem
 
-    def _schema(self, attrs: Mapping, version: str | None, node: str) -> list[str]:
-        """List the spec schemas' problems; return the keys of those listed."""
+    def _schema(
+        self, attrs: Mapping, version: str | None, node: str, accepted: Sequence[str]
+    ) -> list[str]:
+        """List the spec schemas' problems (those of ``accepted`` deviations are listed
+        with their rule already); return the keys of those listed."""
         if version not in SCHEMA_VERSIONS:
             return []
         try:
@@ -311,6 +362,8 @@ class Walker:
                 keys.append(key)
         for kind in kinds_for(document, version, strict=self.strict):
             for p in schema_problems(attrs, version, kind):
+                if tolerated(p, accepted):
+                    continue
                 severity: Severity = "warning" if p.in_omero and not self.strict else "error"
                 key = _document_key(p)
                 self.findings.add(node, key, f"{p.message} ({version} {kind} schema)", severity)
@@ -371,6 +424,22 @@ class Walker:
                 results = [(path, future.result()) for path, future in futures]
         return {path: child for path, child in results if child is not None}
 
+    def guard(
+        self, node: str, key: str, path: str, method: Callable[..., Node | None], *args: Any
+    ) -> Callable[[], Node | None]:
+        """``method(*args)``, the walk of one child at ``path`` of ``node`` (named by ``key``),
+        to run later: when reading, a child that cannot be read is left out with a warning
+        (rule ``broken-node``) unless ``strict``."""
+
+        def job() -> Node | None:
+            try:
+                return method(*args)
+            except OmeZarrError as err:
+                self.findings.broken(node, key, join(node, path), err)
+                return None
+
+        return job
+
     def member_group(self, member: Any, path: str, node: str, key: str) -> zarr.Group | None:
         """``member`` as fetched by ``fetch_members``, or ``None`` with the reason reported.
 
@@ -412,10 +481,13 @@ class Walker:
         start = 0
         for m, multiscale in enumerate(multiscales):
             count = len(multiscale.levels)
-            arrays = self.levels(meta, multiscale, m, members[start : start + count], node, label)
+            arrays, multiscale = self.levels(
+                meta, multiscale, m, members[start : start + count], node, label
+            )
             start += count
             if m == 0:
                 out.levels = tuple(arrays.values())
+                out.meta = meta = with_first_multiscale(meta, multiscale)
             self.check_image(meta, multiscale, m, arrays, node)
         if isinstance(labels, zarr.Group):
             child = self.walk(labels, join(node, "labels"), role="labels")
@@ -436,8 +508,12 @@ class Walker:
         members: Sequence[Any],
         node: str,
         label: bool,
-    ) -> dict[int, zarr.Array]:
-        """The arrays of one multiscale's levels, by index, each checked; levels shrink."""
+    ) -> tuple[dict[int, zarr.Array], Multiscale]:
+        """The arrays of one multiscale's levels, by index, each checked; levels shrink.
+
+        Returns the multiscale too, with the transforms of 0.4 levels that have none filled
+        in from the shapes (``complete_transforms``).
+        """
         arrays = {}
         for i, member in enumerate(members):
             key = f"multiscales/{m}/datasets/{i}/path"
@@ -448,9 +524,46 @@ class Walker:
         for i, array in arrays.items():
             key = f"multiscales/{m}/datasets/{i}/path"
             self.check_level(array, meta, multiscale, i, key, node, label=label)
+        shapes = {i: tuple(array.shape) for i, array in arrays.items()}
+        multiscale = self.complete_transforms(multiscale, m, shapes, node)
         for i in range(len(multiscale.levels)):
             self.check_geometry(multiscale, m, i, node)
-        return arrays
+        return arrays, multiscale
+
+    def complete_transforms(
+        self, multiscale: Multiscale, m: int, shapes: Mapping[int, tuple[int, ...]], node: str
+    ) -> Multiscale:
+        """Fill in the transforms of 0.4 levels stored without any, from their shapes.
+
+        Level 0 without transforms is at scale 1, translation 0; a lower level without
+        them is level 0 downsampled by its shape ratio to level 0, axis by axis, by the
+        pixel-centre rule. Said in a warning (rule ``missing-transforms``).
+        """
+        missing = [i for i, lv in enumerate(multiscale.levels) if _lacks_transforms(multiscale, lv)]
+        if not missing or 0 not in shapes:
+            return multiscale
+        ndim = len(multiscale.axes)
+        if 0 in missing:
+            s0, t0 = np.ones(ndim), np.zeros(ndim)
+        else:
+            s0, t0 = _dataset_geometry(multiscale.levels[0], ndim)
+        levels = list(multiscale.levels)
+        said = []
+        for i in missing:
+            if i not in shapes or len(shapes[i]) != ndim or len(shapes[0]) != ndim:
+                continue
+            factors = np.array([_factor(a, b) for a, b in zip(shapes[0], shapes[i], strict=True)])
+            scale, translation = factors * s0, t0 + (factors - 1) / 2 * s0
+            levels[i] = _level_with(levels[i], scale, translation)
+            said.append(f"level {i}: scale {_numbers(scale)}, translation {_numbers(translation)}")
+        message = (
+            f"datasets {missing} have no coordinateTransformations (vizarr reads them); "
+            "read with level 0 at scale 1 and each lower level at its shape ratio to level 0 "
+            f"by the pixel-centre rule ({'; '.join(said)})"
+        )
+        key = f"multiscales/{m}/datasets/{missing[0]}/coordinateTransformations"
+        self.findings.deviation(node, key, message, MISSING_TRANSFORMS)
+        return replace(multiscale, levels=tuple(levels))
 
     def level_array(self, member: Any, path: str, node: str, key: str) -> zarr.Array | None:
         """``member`` as fetched by ``fetch_members``, or ``None`` with the reason reported."""
@@ -496,10 +609,11 @@ class Walker:
                 f"array {path!r} has dimension_names {list(names)}, which differ from the "
                 f"axes {list(dims)}",
             )
-        elif names is None and (meta.version == "0.5" or is_06(meta.version)) and self.thorough:
-            self.findings.error(
-                node, key, f"array {path!r} has no dimension_names (0.5 needs them)"
+        elif names is None and (meta.version == "0.5" or is_06(meta.version)):
+            message = (
+                f"array {path!r} has no dimension_names (0.5 needs them); the axes name the dims"
             )
+            self.findings.deviation(node, key, message, DIMENSION_NAMES_MISSING)
         if label or meta.image_label is not None:
             self.check_label_dtype(array, path, key, node)
         self.check_array(array, path, key, node)
@@ -512,7 +626,7 @@ class Walker:
             return  # reported as unreadable metadata
         if dtype.kind not in "iu":
             message = f"label image {path!r} has dtype {array.dtype}; labels must be integers"
-            self.findings.error(node, key, message)
+            self.findings.deviation(node, key, message, LABEL_DTYPE)
 
     def check_shapes(self, arrays: Mapping[int, zarr.Array], m: int, node: str) -> None:
         """Each level's shape is at most the previous level's, axis by axis."""
@@ -563,7 +677,7 @@ class Walker:
         members = fetch_members(out.group, paths)
         key = "scene/coordinateTransformations"
         jobs = [
-            (path, _bind(self.scene_image, member, path, key, out.path))
+            (path, self.guard(out.path, key, path, self.scene_image, member, path, key, out.path))
             for path, member in zip(paths, members, strict=True)
         ]
         out.children.update(self.run(jobs))
@@ -588,7 +702,7 @@ class Walker:
         names = list(out.meta.labels or ())
         members = fetch_members(out.group, names)
         jobs = [
-            (name, _bind(self.label, member, name, i, out.path))
+            (name, self.guard(out.path, f"labels/{i}", name, self.label, member, name, i, out.path))
             for i, (name, member) in enumerate(zip(names, members, strict=True))
         ]
         out.children.update(self.run(jobs))
@@ -626,7 +740,19 @@ class Walker:
             paths.append((i, path))
         members = fetch_members(out.group, [path for _, path in paths])
         jobs = [
-            (path, _bind(self.plate_well, member, path, i, out.path))
+            (
+                path,
+                self.guard(
+                    out.path,
+                    f"plate/wells/{i}/path",
+                    path,
+                    self.plate_well,
+                    member,
+                    path,
+                    i,
+                    out.path,
+                ),
+            )
             for (i, path), member in zip(paths, members, strict=True)
         ]
         out.children.update(self.run(jobs))
@@ -683,7 +809,10 @@ class Walker:
             paths.append((j, path))
         members = fetch_members(out.group, [path for _, path in paths])
         jobs = [
-            (path, _bind(self.field, member, path, j, node))
+            (
+                path,
+                self.guard(node, f"well/images/{j}/path", path, self.field, member, path, j, node),
+            )
             for (j, path), member in zip(paths, members, strict=True)
         ]
         out.children.update(self.run(jobs))
@@ -723,7 +852,7 @@ class Walker:
             owner, keys = ome_node, [f"series/{i}" for i in range(len(series))]
         members = fetch_members(group, list(series))
         jobs = [
-            (path, _bind(self.series, member, path, key, owner, node))
+            (path, self.guard(owner, key, path, self.series, member, path, key, owner, node))
             for path, key, member in zip(series, keys, members, strict=True)
         ]
         out.children.update(self.run(jobs))
@@ -772,6 +901,55 @@ def _numbered_groups(group: zarr.Group) -> list[str]:
     return found
 
 
-def _bind(method: Callable[..., Node | None], *args: Any) -> Callable[[], Node | None]:
-    """``method`` with its arguments, to run later (maybe in another thread)."""
-    return lambda: method(*args)
+def _lacks_transforms(multiscale: Multiscale, level: Level) -> bool:
+    """Whether a 0.4 level was stored without ``coordinateTransformations``."""
+    return multiscale.version == "0.4" and not level.transforms
+
+
+def lacks_transforms(multiscale: Multiscale) -> bool:
+    """Whether some 0.4 level was stored without ``coordinateTransformations``."""
+    return any(_lacks_transforms(multiscale, level) for level in multiscale.levels)
+
+
+def _dataset_geometry(level: Level, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A level's own (scale, translation), before the multiscale-wide transforms."""
+    scale, translation = np.ones(ndim), np.zeros(ndim)
+    for t in level.transforms:
+        if t.values is not None and len(t.values) == ndim:
+            if t.type == "scale":
+                scale = np.asarray(t.values, dtype=np.float64)
+            elif t.type == "translation":
+                translation = np.asarray(t.values, dtype=np.float64)
+    return scale, translation
+
+
+def _factor(size0: int, size: int) -> float:
+    """The downsampling factor from ``size0`` to ``size`` pixels: the whole factor that
+    gives ``size`` (rounding up or down), else the plain ratio."""
+    if size < 1:
+        return 1.0
+    whole = max(1, round(size0 / size))
+    if size in (-(-size0 // whole), size0 // whole):
+        return float(whole)
+    return size0 / size
+
+
+def _level_with(level: Level, scale: np.ndarray, translation: np.ndarray) -> Level:
+    """``level`` with a scale and a translation."""
+    s, t = [float(v) for v in scale], [float(v) for v in translation]
+    transforms = (
+        Transform("scale", tuple(s), {"type": "scale", "scale": s}),
+        Transform("translation", tuple(t), {"type": "translation", "translation": t}),
+    )
+    return replace(level, transforms=transforms)
+
+
+def _numbers(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{float(v):g}" for v in values) + "]"
+
+
+def with_first_multiscale(meta: NodeMeta, multiscale: Multiscale) -> NodeMeta:
+    """``meta`` with its first multiscale replaced (by one whose transforms are filled in)."""
+    if meta.multiscales[0] is multiscale:
+        return meta
+    return replace(meta, multiscales=(multiscale, *meta.multiscales[1:]))

@@ -19,7 +19,17 @@ from xarray.core import indexing
 from .array import OmeZarrArray
 from .coordinate_index import pixel_centre_coordinates
 from .errors import OmeZarrError, OmeZarrWarning
-from .hierarchy import Findings, Node, Walker, fetch_members, first_multiscale, join, level_dims
+from .hierarchy import (
+    Findings,
+    Node,
+    Walker,
+    fetch_members,
+    first_multiscale,
+    join,
+    lacks_transforms,
+    level_dims,
+    with_first_multiscale,
+)
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .ngff.model import Multiscale, NodeMeta, Omero
 from .store import open_root
@@ -34,12 +44,18 @@ class NodeReader:
     """
 
     def __init__(
-        self, store_name: str, *, validate: bool = True, lazy_coordinates: bool = True
+        self,
+        store_name: str,
+        *,
+        validate: bool = True,
+        lazy_coordinates: bool = True,
+        strict: bool = False,
     ) -> None:
         self.store_name = store_name
         self.validate = validate
         self.lazy_coordinates = lazy_coordinates
-        self.walker = Walker(Findings(store_name, collect=False), validate=validate)
+        findings = Findings(store_name, collect=False, strict=strict)
+        self.walker = Walker(findings, validate=validate)
 
     def where(self, node: str) -> str:
         """Name a node of this store for messages."""
@@ -80,17 +96,26 @@ class NodeReader:
         """The image's first multiscale; a warning names the others."""
         return first_multiscale(meta, self.where(node))
 
-    def level_array(self, group: zarr.Group, meta: NodeMeta, index: int, node: str) -> zarr.Array:
-        """The checked array of one level of the image at ``group`` (one round trip)."""
+    def level_array(
+        self, group: zarr.Group, meta: NodeMeta, index: int, node: str
+    ) -> tuple[zarr.Array, NodeMeta]:
+        """The checked array of one level of the image at ``group`` (one round trip), and
+        the metadata with the level's transforms filled in where the store has none."""
         multiscale = meta.multiscales[0]
         key = f"multiscales/0/datasets/{index}/path"
-        path = multiscale.levels[index].path
-        (member,) = fetch_members(group, [path])
-        array = self.walker.level_array(member, path, node, key)
+        paths = [multiscale.levels[index].path]
+        if index != 0 and lacks_transforms(multiscale):
+            paths.append(multiscale.levels[0].path)  # its shape gives the level's geometry
+        member, *first = fetch_members(group, paths)
+        array = self.walker.level_array(member, paths[0], node, key)
         assert array is not None  # the reader's walk raises instead
         self.walker.check_level(array, meta, multiscale, index, key, node, label=False)
+        shapes = {index: tuple(array.shape)}
+        if first and isinstance(first[0], zarr.Array):
+            shapes[0] = tuple(first[0].shape)
+        multiscale = self.walker.complete_transforms(multiscale, 0, shapes, node)
         self.walker.check_geometry(multiscale, 0, index, node)
-        return array
+        return array, with_first_multiscale(meta, multiscale)
 
     def level_dataset(
         self,
@@ -107,7 +132,9 @@ class NodeReader:
         """
         multiscale = meta.multiscales[0]
         level = multiscale.levels[index]
-        array = member if member is not None else self.level_array(group, meta, index, node)
+        if member is None:
+            member, meta = self.level_array(group, meta, index, node)
+        array = member
         axes = multiscale.axes
         dims = level_dims(meta, multiscale, array.ndim)
         axes = axes[len(axes) - len(dims) :]
@@ -259,18 +286,24 @@ def open_ome_dataset(
     validate: bool = True,
     consolidated: bool | None = None,
     lazy_coordinates: bool = True,
+    strict: bool = False,
 ) -> xr.Dataset:
     """Open one resolution level of the OME-Zarr image at ``store``/``group``.
 
     The Dataset's attrs are the image group's attributes, verbatim, plus the level's
     dataset path under ``ome_dataset_path``. See ``xarray.open_dataset`` with
-    ``engine="ome-zarr"`` for chunking.
+    ``engine="ome-zarr"`` for chunking. ``validate=False`` skips the schema check;
+    ``strict=True`` refuses the deviations from the spec that are otherwise read with a
+    warning (``docs/errors.md``).
     """
+    check_strictness(validate, strict)
     opened = open_root(
         store, group=group, storage_options=storage_options, consolidated=consolidated
     )
     try:
-        reader = NodeReader(opened.name, validate=validate, lazy_coordinates=lazy_coordinates)
+        reader = NodeReader(
+            opened.name, validate=validate, lazy_coordinates=lazy_coordinates, strict=strict
+        )
         node = (group or "").strip("/")
         meta = reader.meta(opened.group, node)
         if not meta.is_image:
@@ -297,13 +330,21 @@ def open_ome_groups(
     validate: bool = True,
     consolidated: bool | None = None,
     lazy_coordinates: bool = True,
+    strict: bool = False,
 ) -> dict[str, xr.Dataset]:
-    """Every OME node at and below ``store``/``group``, as ``{"/path": Dataset}``."""
+    """Every OME node at and below ``store``/``group``, as ``{"/path": Dataset}``.
+
+    ``validate`` and ``strict`` as for ``open_ome_dataset``; liberal reading leaves out a
+    label image, well, field or series that cannot be read, with a warning naming it.
+    """
+    check_strictness(validate, strict)
     opened = open_root(
         store, group=group, storage_options=storage_options, consolidated=consolidated
     )
     try:
-        reader = NodeReader(opened.name, validate=validate, lazy_coordinates=lazy_coordinates)
+        reader = NodeReader(
+            opened.name, validate=validate, lazy_coordinates=lazy_coordinates, strict=strict
+        )
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
     except BaseException:
         opened.close()
@@ -311,6 +352,15 @@ def open_ome_groups(
     out = {"/" + key if key else "/": ds for key, ds in groups.items()}
     out["/"].set_close(opened.close)
     return out
+
+
+def check_strictness(validate: bool, strict: bool) -> None:
+    """Refuse ``strict=True`` with ``validate=False``: the two contradict each other."""
+    if strict and not validate:
+        raise OmeZarrError(
+            "strict=True refuses every deviation from the spec, so it needs the schema "
+            "check that validate=False turns off; pass one or the other"
+        )
 
 
 def _kind(meta: NodeMeta) -> str:

@@ -165,6 +165,8 @@ class Fault:
     words: tuple[str, ...]  #: what else the reader's message must contain
     key: str  #: the key of validate's Problem at ``node``
     open_dataset: dict[str, Any] | None = None  #: kwargs under which open_dataset fails too
+    #: the rule id of the warning when liberal reading accepts the fault (strict=True raises)
+    liberal: str | None = None
 
 
 def fault_missing_level(tmp_path: Path, version: str) -> Fault:
@@ -194,7 +196,8 @@ def fault_float_labels(tmp_path: Path, version: str) -> Fault:
     path = _image(tmp_path, version)
     root = zarr.open_group(path, mode="r+")
     _write_labels(root, version, {"nuclei": np.zeros((5, 13, 11), "float32")}, ["nuclei"])
-    return Fault(path, "/labels/nuclei", ("float32", "integers"), "multiscales/0/datasets/0/path")
+    key = "multiscales/0/datasets/0/path"
+    return Fault(path, "/labels/nuclei", ("float32", "integers"), key, liberal="label-dtype")
 
 
 def fault_missing_label_group(tmp_path: Path, version: str) -> Fault:
@@ -202,12 +205,12 @@ def fault_missing_label_group(tmp_path: Path, version: str) -> Fault:
     root = zarr.open_group(path, mode="r+")
     labels = {"nuclei": np.zeros((5, 13, 11), "uint8")}
     _write_labels(root, version, labels, ["nuclei", "cells"])
-    return Fault(path, "/labels", ("'cells'",), "labels/1")
+    return Fault(path, "/labels", ("'cells'",), "labels/1", liberal="broken-node")
 
 
 def fault_well_without_images(tmp_path: Path, version: str) -> Fault:
     path = _write_plate(tmp_path / "plate.ome.zarr", version, fields={"A/1": [], "B/2": ["0"]})
-    return Fault(path, "/A/1", ("well/images",), "well/images")
+    return Fault(path, "/A/1", ("well/images",), "well/images", liberal="broken-node")
 
 
 def fault_missing_well(tmp_path: Path, version: str) -> Fault:
@@ -217,7 +220,8 @@ def fault_missing_well(tmp_path: Path, version: str) -> Fault:
         fields={"A/1": ["0"], "B/2": ["0"]},
         missing_wells=("B/2",),
     )
-    return Fault(path, "/", ("plate/wells/1/path", "'B/2'"), "plate/wells/1/path")
+    key = "plate/wells/1/path"
+    return Fault(path, "/", (key, "'B/2'"), key, liberal="broken-node")
 
 
 def fault_missing_field(tmp_path: Path, version: str) -> Fault:
@@ -227,7 +231,8 @@ def fault_missing_field(tmp_path: Path, version: str) -> Fault:
         fields={"A/1": ["0", "1"]},
         missing_fields=("A/1/1",),
     )
-    return Fault(path, "/A/1", ("well/images/1/path", "'1'"), "well/images/1/path")
+    key = "well/images/1/path"
+    return Fault(path, "/A/1", (key, "'1'"), key, liberal="broken-node")
 
 
 def fault_levels_grow(tmp_path: Path, version: str) -> Fault:
@@ -278,9 +283,15 @@ def _assert_names(err: BaseException, fault: Fault) -> None:
 @pytest.mark.parametrize(("make", "version"), FAULT_PARAMS)
 def test_structural_error_is_named_by_the_reader(make, version, tmp_path):
     fault = make(tmp_path, version)
+    # what liberal reading accepts (docs/errors.md) strict=True refuses with the same words
+    strict = {"strict": True} if fault.liberal else {}
     with pytest.raises(OmeZarrError) as caught:
-        xr.open_datatree(fault.path, engine="ome-zarr")
+        xr.open_datatree(fault.path, engine="ome-zarr", **strict)
     _assert_names(caught.value, fault)
+    if fault.liberal:
+        with pytest.warns(OmeZarrWarning) as warned:
+            xr.open_datatree(fault.path, engine="ome-zarr")
+        assert fault.liberal in {getattr(w.message, "rule", None) for w in warned}
     if fault.open_dataset is not None:
         with pytest.raises(OmeZarrError) as caught:
             xr.open_dataset(fault.path, engine="ome-zarr", **fault.open_dataset)
@@ -302,6 +313,8 @@ def test_structural_error_is_listed_by_validate(make, version, tmp_path):
 def test_float_label_refused_when_opened_directly(version, tmp_path):
     fault = fault_float_labels(tmp_path, version)
     with pytest.raises(OmeZarrError, match="integers"):
+        xr.open_dataset(fault.path, engine="ome-zarr", group="labels/nuclei", strict=True)
+    with pytest.warns(OmeZarrWarning, match="label-dtype"):
         xr.open_dataset(fault.path, engine="ome-zarr", group="labels/nuclei")
 
 

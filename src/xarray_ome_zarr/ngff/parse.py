@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
@@ -29,7 +29,7 @@ from .model import (
     WellRef,
 )
 from .paths import check_member_path
-from .schema import SCHEMA_VERSIONS, kinds_for, schema_problems
+from .schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
 from .v06 import (
     DEV_VERSIONS,
     SPELLING_RULE,
@@ -50,8 +50,82 @@ _KNOWN_MULTISCALE_KEYS = {
 }
 
 
-def _fail(where: str, key: str, message: str) -> OmeZarrError:
-    return OmeZarrError(f"{where}: {key}: {message}", key=key, reason=message)
+def _fail(where: str, key: str, message: str, rule: str | None = None) -> OmeZarrError:
+    return OmeZarrError(f"{where}: {key}: {message}", key=key, reason=message, rule=rule)
+
+
+#: Called with (key, message, rule id) for each deviation a reader accepts (``parse_node``).
+Deviate = Callable[[str, str, str], None]
+
+#: Rule ids of the deviations from the spec that liberal reading accepts (docs/errors.md).
+IDENTITY_TRANSFORM = "identity-transform"
+MISSING_TRANSFORMS = "missing-transforms"
+VERSION_MISSING = "version-missing"
+
+
+def _is_identity_only(transforms: Any) -> bool:
+    return (
+        isinstance(transforms, list)
+        and len(transforms) == 1
+        and isinstance(transforms[0], Mapping)
+        and transforms[0].get("type") == "identity"
+    )
+
+
+def find_deviations(
+    attrs: Mapping[str, Any], document: Mapping[str, Any], declared: str | None, version: str
+) -> list[tuple[str, str, str]]:
+    """The deviations from the spec in a group's OME document that peers read and the
+    geometry survives, as (key, message, rule id); see ``docs/errors.md``.
+
+    ``declared`` is the version the document states, ``version`` the one it is read as.
+    """
+    found = []
+    if declared is None and document is attrs.get("ome"):
+        message = (
+            "the 'ome' object has no 'version' (ome-zarr-py 0.18 leaves it off the groups "
+            "below an image); read as 0.5"
+        )
+        found.append(("version", message, VERSION_MISSING))
+    multiscales = document.get("multiscales")
+    for m, multiscale in enumerate(multiscales if isinstance(multiscales, list) else ()):
+        if not isinstance(multiscale, Mapping):
+            continue
+        key = f"multiscales/{m}/coordinateTransformations"
+        if _is_identity_only(multiscale.get("coordinateTransformations")):
+            message = "an identity where the spec wants a scale (iohub writes it); read as scale 1"
+            found.append((key, message, IDENTITY_TRANSFORM))
+        datasets = multiscale.get("datasets")
+        for i, dataset in enumerate(datasets if isinstance(datasets, list) else ()):
+            if not isinstance(dataset, Mapping):
+                continue
+            key = f"multiscales/{m}/datasets/{i}/coordinateTransformations"
+            if _is_identity_only(dataset.get("coordinateTransformations")):
+                message = "an identity as the only transform (iohub writes it); read as scale 1"
+                found.append((key, message, IDENTITY_TRANSFORM))
+            elif "coordinateTransformations" not in dataset and version == "0.4":
+                found.append((key, "is required", MISSING_TRANSFORMS))
+    return found
+
+
+def tolerated(problem: SchemaProblem, keys: Sequence[str]) -> bool:
+    """Whether a schema problem is one of the accepted deviations at ``keys``."""
+    path = problem.path[1:] if problem.path[:1] == ("ome",) else problem.path
+    key = "/".join(str(p) for p in path)
+    for accepted in keys:
+        if accepted == "version":
+            if not key and "'version'" in problem.message:
+                return True
+        elif key and _related(key, accepted):
+            return True
+    return False
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one ``/``-separated key contains the other."""
+    pa, pb = a.split("/"), b.split("/")
+    n = min(len(pa), len(pb))
+    return n > 0 and pa[:n] == pb[:n]
 
 
 def split_attributes(
@@ -97,7 +171,12 @@ def _infer_version(document: Mapping[str, Any]) -> str:
 
 
 def parse_node(
-    attrs: Mapping[str, Any], where: str = "", *, validate: bool = True, strict: bool = False
+    attrs: Mapping[str, Any],
+    where: str = "",
+    *,
+    validate: bool = True,
+    strict: bool = False,
+    deviate: Deviate | None = None,
 ) -> NodeMeta:
     """Parse the attributes of one zarr group.
 
@@ -113,6 +192,9 @@ def parse_node(
         their coordinates. Every other problem raises.
     strict
         Also apply the spec's strict schemas (its SHOULDs), and raise for ``omero`` problems.
+    deviate
+        Called with (key, message, rule id) for each deviation from the spec that peers
+        read (``find_deviations``), which is then accepted; ``None`` refuses them.
 
     Raises
     ------
@@ -132,6 +214,12 @@ def parse_node(
     spelled = document
     if is_06(version):
         spelled = _spelling_06(document, version, where, strict=strict, report=validate)
+    accepted = []
+    for key, message, rule in find_deviations(attrs, document, declared, version):
+        if deviate is None:
+            raise _fail(where, key, message, rule)
+        deviate(key, message, rule)
+        accepted.append(key)
     if validate and version in SCHEMA_VERSIONS:
         check_schema(
             {**attrs, "ome": spelled} if spelled is not document else attrs,
@@ -139,6 +227,7 @@ def parse_node(
             version,
             where,
             strict=strict,
+            accepted=accepted,
         )
 
     multiscales: tuple[Multiscale, ...] = ()
@@ -288,19 +377,23 @@ def check_schema(
     where: str,
     *,
     strict: bool = False,
+    accepted: Sequence[str] = (),
 ) -> None:
     """Raise for schema problems outside ``omero``; warn for those inside it.
 
-    With ``strict``, the strict schemas apply too and every problem raises.
+    With ``strict``, the strict schemas apply too and every problem raises. Problems at the
+    keys of ``accepted`` deviations are left out.
     """
     for kind in kinds_for(document, version, strict=strict):
-        problems = schema_problems(attrs, version, kind)
+        problems = [p for p in schema_problems(attrs, version, kind) if not tolerated(p, accepted)]
         fatal = [p for p in problems if strict or not p.in_omero]
         if fatal:
             listed = "; ".join(f"{p.key}: {p.message}" for p in fatal[:3])
             more = f" (and {len(fatal) - 3} more)" if len(fatal) > 3 else ""
             raise OmeZarrError(
-                f"{where}: invalid OME-Zarr {version} {kind} metadata: {listed}{more}"
+                f"{where}: invalid OME-Zarr {version} {kind} metadata: {listed}{more} "
+                "(validate=False skips this schema check)",
+                reason=f"invalid OME-Zarr {version} {kind} metadata: {listed}{more}",
             )
         for p in problems if not fatal else ():
             warnings.warn(
@@ -476,11 +569,16 @@ def _parse_level(raw: Any, version: str, ndim: int, where: str, key: str) -> Lev
     transforms: tuple[Transform, ...] = ()
     if version in ("0.4", "0.5"):
         if "coordinateTransformations" not in raw:
-            raise _fail(where, f"{key}/coordinateTransformations", "is required")
+            # accepted by parse_node for 0.4 (MISSING_TRANSFORMS): the geometry then comes
+            # from the shapes of the arrays (hierarchy.Walker)
+            if version != "0.4":
+                raise _fail(where, f"{key}/coordinateTransformations", "is required")
+            return Level(path.strip("/"), (), {k: v for k, v in raw.items() if k != "path"})
         transforms = _parse_transforms(
             raw["coordinateTransformations"], ndim, where, f"{key}/coordinateTransformations"
         )
-        if transforms[0].type != "scale":
+        # an identity alone is accepted by parse_node (IDENTITY_TRANSFORM): scale 1
+        if transforms[0].type not in ("scale", "identity"):
             raise _fail(where, f"{key}/coordinateTransformations", "must start with a scale")
     extra = {k: v for k, v in raw.items() if k not in ("path", "coordinateTransformations")}
     return Level(path.strip("/"), transforms, extra)
