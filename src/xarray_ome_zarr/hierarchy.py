@@ -40,6 +40,7 @@ ROOT_KEY = "<root>"
 BROKEN_NODE = "broken-node"
 LABEL_DTYPE = "label-dtype"
 DIMENSION_NAMES_MISSING = "dimension-names-missing"
+LABEL_LEVELS = "label-levels"
 
 
 @dataclass(frozen=True)
@@ -493,6 +494,22 @@ class Walker:
             child = self.walk(labels, join(node, "labels"), role="labels")
             if child is not None:
                 out.children["labels"] = child
+                self.check_label_levels(out, child)
+
+    def check_label_levels(self, image: Node, labels: Node) -> None:
+        """Each label image has as many levels as its image (rule ``label-levels``)."""
+        assert image.meta is not None
+        count = len(image.meta.multiscales[0].levels)
+        for label in labels.children.values():
+            if label.meta is None or not label.meta.is_image:
+                continue
+            found = len(label.meta.multiscales[0].levels)
+            if found != count:
+                message = (
+                    f"the label image has {found} levels, its image {count}; a label image "
+                    "must have as many levels as its image (each level keeps its own geometry)"
+                )
+                self.findings.deviation(label.path, "multiscales/0/datasets", message, LABEL_LEVELS)
 
     def optional_labels(self, group: zarr.Group, node: str) -> None:
         """Walk the ``labels`` group below a node whose metadata did not parse."""

@@ -624,13 +624,15 @@ def image_attributes(
                 translation.append(tidy(t, s))
         datasets.append(dataset_json(path, scale, translation))
     name = _multiscale_name(stored, variable_name(arrays[0].name))
+    type = type if type is not None else (stored.type if stored else None)
+    metadata = metadata if metadata is not None else (stored.metadata if stored else None)
     multiscale = multiscale_json(
         version,
         axes,
         datasets,
         name=name,
-        type=type if type is not None else (stored.type if stored else None),
-        metadata=metadata if metadata is not None else (stored.metadata if stored else None),
+        type=type if type is not None else _unknown_type(len(arrays)),
+        metadata=metadata if metadata is not None else _unknown_metadata(len(arrays)),
         extra=stored.extra if stored else None,
     )
     blocks = convert_blocks(source.blocks, source.version, version)
@@ -640,6 +642,18 @@ def image_attributes(
         blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
     out: dict[str, Any] = jsonable(group_attributes(version, blocks, source.other, multiscale))
     return out
+
+
+def _unknown_type(levels: int) -> str:
+    """The multiscale ``type`` (a SHOULD of the spec) when nothing says how levels were made."""
+    return "none" if levels == 1 else "unknown"
+
+
+def _unknown_metadata(levels: int) -> dict[str, Any]:
+    """The multiscale ``metadata`` (a SHOULD of the spec) when the source has none."""
+    if levels == 1:
+        return {"description": "one resolution level: nothing was downsampled"}
+    return {"description": "the source did not record how its lower levels were made"}
 
 
 def level_array(level: xr.Dataset | xr.DataArray, where: str) -> xr.DataArray:

@@ -448,6 +448,7 @@ class Planner:
             return
         blocks = convert_blocks(source.blocks, source.version, self.options.version)
         _refresh_listings(blocks, node)
+        _complete_plate(blocks, node)
         attrs = jsonable(group_attributes(self.options.version, blocks, source.other))
         self.check(attrs, path)
         self.plan.groups[path] = attrs
@@ -494,6 +495,46 @@ def _image_children(node: xr.DataTree) -> list[str]:
         for name, child in node.children.items()
         if _level_children(child) or child.has_data
     ]
+
+
+def _complete_plate(blocks: dict[str, Any], node: xr.DataTree) -> None:
+    """Fill in what the strict plate schema wants and the source lacks, keeping every value
+    it has: the plate's ``name`` (the group's name), each acquisition's ``name`` (its id)
+    and ``maximumfieldcount`` (the most fields of that acquisition in one well)."""
+    plate = blocks.get("plate")
+    if not isinstance(plate, dict):
+        return
+    plate.setdefault("name", str(node.name) if node.name and node.parent else "plate")
+    acquisitions = plate.get("acquisitions")
+    if not isinstance(acquisitions, list):
+        return
+    counts: dict[Any, int] = {}
+    for well in plate.get("wells") or ():
+        path = well.get("path") if isinstance(well, dict) else None
+        if not isinstance(path, str):
+            continue
+        try:
+            well_attrs = node[path].attrs
+        except KeyError:
+            continue
+        well_block = split_source(well_attrs).blocks.get("well")
+        images = well_block.get("images") if isinstance(well_block, dict) else None
+        per_acquisition: dict[Any, int] = {}
+        for image in images if isinstance(images, list) else ():
+            if isinstance(image, dict):
+                key = image.get("acquisition")
+                per_acquisition[key] = per_acquisition.get(key, 0) + 1
+        for key, count in per_acquisition.items():
+            counts[key] = max(counts.get(key, 0), count)
+    single = len(acquisitions) == 1
+    for acquisition in acquisitions:
+        if not isinstance(acquisition, dict):
+            continue
+        ident = acquisition.get("id")
+        acquisition.setdefault("name", str(ident))
+        count = counts.get(ident) or (max(counts.values(), default=0) if single else 0)
+        if count > 0:
+            acquisition.setdefault("maximumfieldcount", count)
 
 
 def _refresh_listings(blocks: dict[str, Any], node: xr.DataTree) -> None:

@@ -97,15 +97,17 @@ def _write_image(
 def _write_labels(
     root: zarr.Group, version: str, labels: dict[str, np.ndarray], listed: list[str]
 ) -> None:
-    """A ``labels`` group listing ``listed``, with a label image for each of ``labels``."""
+    """A ``labels`` group listing ``listed``, with a label image for each of ``labels``, of
+    two levels like the image (the spec wants as many)."""
     group = root.require_group("labels")
     _put_ome(group, version, {"labels": listed})
     for name, data in labels.items():
         block = {"colors": [{"label-value": 1, "rgba": [255, 0, 0, 255]}]}
         if version != "0.5":
             block["version"] = version
+        levels = [data, data[:, ::2, ::2]]
         _write_image(
-            group.require_group(name), version, [data], ["z", "y", "x"], {"image-label": block}
+            group.require_group(name), version, levels, ["z", "y", "x"], {"image-label": block}
         )
 
 
@@ -429,6 +431,7 @@ def test_every_problem_of_an_image_is_listed(version, tmp_path):
         ("/", "omero/channels/0/window", "warning"),
         ("/labels", "labels/1", "error"),
         ("/labels/nuclei", "multiscales/0/datasets/0/path", "error"),
+        ("/labels/nuclei", "multiscales/0/datasets/1/path", "error"),
     }
     strict = {(p.node, p.key, p.severity) for p in validate(path, strict=True)}
     assert ("/", "omero/channels/0/window", "error") in strict

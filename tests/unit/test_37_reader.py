@@ -61,8 +61,8 @@ def test_one_fetch_of_members_per_node(version, tmp_path, monkeypatch):
         [
             ("", ("0", "1", "labels")),
             ("labels", ("nuclei", "cells")),
-            ("labels/nuclei", ("0", "labels")),
-            ("labels/cells", ("0", "labels")),
+            ("labels/nuclei", ("0", "1", "labels")),
+            ("labels/cells", ("0", "1", "labels")),
         ]
     )
 
@@ -113,7 +113,7 @@ def test_walk_returns_the_tree_of_nodes(version, tmp_path):
     nuclei = labels.children["nuclei"]
     assert nuclei.path == "labels/nuclei"
     assert nuclei.meta is not None and nuclei.meta.image_label is not None
-    assert [a.dtype for a in nuclei.levels] == [np.dtype("uint8")]
+    assert [a.dtype for a in nuclei.levels] == [np.dtype("uint8")] * 2
 
 
 def test_error_text_names_store_node_and_key():
