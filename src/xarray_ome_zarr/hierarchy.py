@@ -11,6 +11,7 @@ Imports no xarray.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -694,7 +695,7 @@ class Walker:
         members = fetch_members(out.group, paths)
         key = "scene/coordinateTransformations"
         jobs = [
-            (path, self.guard(out.path, key, path, self.scene_image, member, path, key, out.path))
+            (path, functools.partial(self.scene_image, member, path, key, out.path))
             for path, member in zip(paths, members, strict=True)
         ]
         out.children.update(self.run(jobs))

@@ -87,7 +87,7 @@ def find_deviations(
             "below an image); read as 0.5"
         )
         found.append(("version", message, VERSION_MISSING))
-    multiscales = document.get("multiscales")
+    multiscales = document.get("multiscales") if version in ("0.4", "0.5") else None
     for m, multiscale in enumerate(multiscales if isinstance(multiscales, list) else ()):
         if not isinstance(multiscale, Mapping):
             continue
