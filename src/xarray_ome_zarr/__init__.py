@@ -29,6 +29,7 @@ _LAZY = {
     "to_multiscale": "multiscale",
     "to_ome_zarr": "writer",
     "to_spatial_image": "adapters",
+    "transform_points": "points",
     "validate": "validation",
 }
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from .adapters import to_spatial_image as to_spatial_image
     from .builder import image as image
     from .multiscale import to_multiscale as to_multiscale
+    from .points import transform_points as transform_points
     from .validation import Problem as Problem
     from .validation import validate as validate
     from .writer import to_ome_zarr as to_ome_zarr

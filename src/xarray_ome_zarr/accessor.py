@@ -74,6 +74,38 @@ class OmeAccessor:
             {"type": "translation", "translation": [axis.translation for axis in geometry]},
         ]
 
+    @property
+    def coordinate_systems(self) -> dict[str, list[dict[str, Any]]]:
+        """OME-Zarr 0.6: every coordinate system, ``{name: axes}``, verbatim.
+
+        Systems of a scene's images are keyed ``"<path>/<name>"``.
+        """
+        from .points import coordinate_systems
+
+        return coordinate_systems(self._obj)
+
+    @property
+    def coordinate_transformations(self) -> list[dict[str, Any]]:
+        """OME-Zarr 0.6: the transforms between coordinate systems (the multiscale's and a
+        scene's ``coordinateTransformations``), verbatim. ``transforms`` stays this level's
+        scale and translation."""
+        from .points import coordinate_transformations
+
+        return coordinate_transformations(self._obj)
+
+    def affine(self, target: Any, source: Any = None) -> Any:
+        """OME-Zarr 0.6: the homogeneous matrix from ``source`` to ``target``.
+
+        ``source`` defaults to the system the coordinates are in (the image's own, or the
+        one chosen by ``coordinate_system=`` at open). An ``OmeZarrError`` says so where
+        the chain of transforms is not affine.
+        """
+        from .points import graph_of, own_system
+
+        return graph_of(self._obj).affine(
+            own_system(self._obj) if source is None else source, target
+        )
+
     def to_zarr(self, store: Any, **kwargs: Any) -> None:
         """Write as OME-Zarr: ``xoz.to_ome_zarr(obj, store, **kwargs)``."""
         from .writer import to_ome_zarr

@@ -36,7 +36,7 @@ def _has_ome_metadata(folder: Path) -> bool:
 
 
 class OmeZarrBackendEntrypoint(BackendEntrypoint):
-    """Open OME-Zarr (OME-NGFF 0.1-0.5) images, labels, plates and collections.
+    """Open OME-Zarr (OME-NGFF 0.1-0.6) images, labels, plates and collections.
 
     ``xr.open_dataset(path, engine="ome-zarr", level=0, group=None)`` opens one resolution
     level; ``xr.open_datatree(path, engine="ome-zarr")`` opens the whole hierarchy.
@@ -57,6 +57,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         "strict",
         "consolidated",
         "lazy_coordinates",
+        "coordinate_system",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -86,6 +87,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         strict: bool = False,
         consolidated: bool | None = None,
         lazy_coordinates: bool = True,
+        coordinate_system: str | None = None,
         mask_and_scale: Any = None,
         decode_times: Any = None,
         decode_timedelta: Any = None,
@@ -109,6 +111,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             strict=strict,
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
+            coordinate_system=coordinate_system,
         )
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -122,6 +125,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         strict: bool = False,
         consolidated: bool | None = None,
         lazy_coordinates: bool = True,
+        coordinate_system: str | None = None,
         mask_and_scale: Any = None,
         decode_times: Any = None,
         decode_timedelta: Any = None,
@@ -141,6 +145,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             strict=strict,
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
+            coordinate_system=coordinate_system,
         )
 
     def open_datatree(  # type: ignore[override]
@@ -154,6 +159,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         strict: bool = False,
         consolidated: bool | None = None,
         lazy_coordinates: bool = True,
+        coordinate_system: str | None = None,
         mask_and_scale: Any = None,
         decode_times: Any = None,
         decode_timedelta: Any = None,
@@ -171,6 +177,7 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
             strict=strict,
             consolidated=consolidated,
             lazy_coordinates=lazy_coordinates,
+            coordinate_system=coordinate_system,
         )
         from ._compat import datatree_from_dict  # imports zarr: not at engine discovery
 

@@ -32,7 +32,10 @@ from .hierarchy import (
 )
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .ngff.model import Multiscale, NodeMeta, Omero
+from .ngff.transformations import TransformGraph
+from .ngff.v06 import is_06
 from .store import open_root
+from .systems import add_to_graph, express_in, find_system, image_system, missing_system_error
 from .transforms import coordinate_values, level_geometry
 
 
@@ -50,12 +53,16 @@ class NodeReader:
         validate: bool = True,
         lazy_coordinates: bool = True,
         strict: bool = False,
+        coordinate_system: str | None = None,
     ) -> None:
         self.store_name = store_name
         self.validate = validate
         self.lazy_coordinates = lazy_coordinates
         findings = Findings(store_name, collect=False, strict=strict)
         self.walker = Walker(findings, validate=validate)
+        #: 0.6: the coordinate system the coordinates are wanted in (``None``: each image's own).
+        self.coordinate_system = coordinate_system
+        self.graph = TransformGraph()
 
     def where(self, node: str) -> str:
         """Name a node of this store for messages."""
@@ -183,6 +190,8 @@ class NodeReader:
                 attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: s}
                 if axis.unit:
                     attrs[UNITS_ATTR] = axis.unit
+                if is_06(meta.version):  # RFC-4 orientation and other axis keys, verbatim
+                    attrs.update({k: v for k, v in axis.extra.items() if k not in attrs})
                 if self.lazy_coordinates:
                     coords = coords.assign(pixel_centre_coordinates(size, s, t, axis.name, attrs))
                 else:
@@ -204,19 +213,63 @@ class NodeReader:
         """Every OME node below ``group`` (itself included), keyed by path relative to it."""
         root = self.walker.walk(group, node)
         assert root is not None  # the reader's walk raises instead
+        if self.coordinate_system is not None:
+            self.check_system_everywhere(root)
         return self.datasets(root, drop_variables)
 
-    def datasets(self, node: Node, drop_variables: Iterable[str]) -> dict[str, xr.Dataset]:
+    def add_graph(self, node: Node, prefix: str = "") -> list[tuple[str, NodeMeta]]:
+        """Add the 0.6 graph of ``node`` and below to ``self.graph``; the images found."""
+        add_to_graph(self.graph, node.meta, prefix, self.where(node.path))
+        images = [(prefix, node.meta)] if node.meta is not None and node.meta.is_image else []
+        for path, child in node.children.items():
+            images += self.add_graph(child, join(prefix, path))
+        return images
+
+    def check_system_everywhere(self, root: Node) -> None:
+        """Every image of the tree reaches ``coordinate_system``; else name those that do not."""
+        name = str(self.coordinate_system)
+        images = self.add_graph(root)
+        lacking = [prefix for prefix, meta in images if not self.reaches(meta, prefix, name)]
+        if lacking or not images:
+            known = sorted({n for _, n in self.graph.systems})
+            raise missing_system_error(self.where(root.path), name, lacking, known)
+
+    def reaches(self, meta: NodeMeta, prefix: str, name: str) -> bool:
+        """Whether a chain of transforms leads from the image at ``prefix`` to ``name``."""
+        source, target = image_system(meta, prefix), find_system(self.graph, name, prefix)
+        if source is None or target is None:
+            return False
+        try:
+            self.graph.path(source, target)
+        except OmeZarrError:
+            return False
+        return True
+
+    def in_system(self, ds: xr.Dataset, meta: NodeMeta, prefix: str, node: str) -> xr.Dataset:
+        """``ds`` with coordinates in ``coordinate_system`` (already checked reachable)."""
+        if self.coordinate_system is None:
+            return ds
+        source = image_system(meta, prefix)
+        target = find_system(self.graph, self.coordinate_system, prefix)
+        if source is None or target is None:
+            known = sorted({n for _, n in self.graph.systems})
+            raise missing_system_error(self.where(node), self.coordinate_system, [prefix], known)
+        return express_in(
+            ds, self.graph, source, target, self.where(node), lazy=self.lazy_coordinates
+        )
+
+    def datasets(
+        self, node: Node, drop_variables: Iterable[str], prefix: str = ""
+    ) -> dict[str, xr.Dataset]:
         """A walked node and those below it as Datasets: an image's levels are ``scaleN``."""
         out = {"": xr.Dataset(attrs=node.group.attrs.asdict())}
         meta = node.meta
         if meta is not None and meta.is_image:
             for i, array in enumerate(node.levels):
-                out[f"scale{i}"] = self.level_dataset(
-                    node.group, meta, i, node.path, drop_variables, array
-                )
+                level = self.level_dataset(node.group, meta, i, node.path, drop_variables, array)
+                out[f"scale{i}"] = self.in_system(level, meta, prefix, node.path)
         for path, child in node.children.items():
-            out.update(_prefixed(path, self.datasets(child, drop_variables)))
+            out.update(_prefixed(path, self.datasets(child, drop_variables, join(prefix, path))))
         return out
 
 
@@ -287,6 +340,7 @@ def open_ome_dataset(
     consolidated: bool | None = None,
     lazy_coordinates: bool = True,
     strict: bool = False,
+    coordinate_system: str | None = None,
 ) -> xr.Dataset:
     """Open one resolution level of the OME-Zarr image at ``store``/``group``.
 
@@ -295,6 +349,8 @@ def open_ome_dataset(
     ``engine="ome-zarr"`` for chunking. ``validate=False`` skips the schema check;
     ``strict=True`` refuses the deviations from the spec that are otherwise read with a
     warning (``docs/errors.md``).
+    ``coordinate_system`` (0.6) gives coordinates in another coordinate system of the
+    image where the transforms to it are axis-aligned.
     """
     check_strictness(validate, strict)
     opened = open_root(
@@ -302,7 +358,11 @@ def open_ome_dataset(
     )
     try:
         reader = NodeReader(
-            opened.name, validate=validate, lazy_coordinates=lazy_coordinates, strict=strict
+            opened.name,
+            validate=validate,
+            lazy_coordinates=lazy_coordinates,
+            strict=strict,
+            coordinate_system=coordinate_system,
         )
         node = (group or "").strip("/")
         meta = reader.meta(opened.group, node)
@@ -314,6 +374,15 @@ def open_ome_dataset(
         index = reader.level_index(reader.first_multiscale(meta, node), level, node)
         ds = reader.level_dataset(opened.group, meta, index, node, drop_variables)
         ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
+        if coordinate_system is not None:
+            add_to_graph(reader.graph, meta, "", reader.where(node))
+            if (
+                image_system(meta) is None
+                or find_system(reader.graph, coordinate_system, "") is None
+            ):
+                known = sorted({n for _, n in reader.graph.systems})
+                raise missing_system_error(reader.where(node), coordinate_system, [node], known)
+            ds = reader.in_system(ds, meta, "", node)
     except BaseException:
         opened.close()
         raise
@@ -331,11 +400,14 @@ def open_ome_groups(
     consolidated: bool | None = None,
     lazy_coordinates: bool = True,
     strict: bool = False,
+    coordinate_system: str | None = None,
 ) -> dict[str, xr.Dataset]:
     """Every OME node at and below ``store``/``group``, as ``{"/path": Dataset}``.
 
     ``validate`` and ``strict`` as for ``open_ome_dataset``; liberal reading leaves out a
     label image, well, field or series that cannot be read, with a warning naming it.
+    ``coordinate_system`` (0.6): every image's coordinates in that system (its own, or a
+    scene's above it); an error names the images that cannot reach it.
     """
     check_strictness(validate, strict)
     opened = open_root(
@@ -343,7 +415,11 @@ def open_ome_groups(
     )
     try:
         reader = NodeReader(
-            opened.name, validate=validate, lazy_coordinates=lazy_coordinates, strict=strict
+            opened.name,
+            validate=validate,
+            lazy_coordinates=lazy_coordinates,
+            strict=strict,
+            coordinate_system=coordinate_system,
         )
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
     except BaseException:

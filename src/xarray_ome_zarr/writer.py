@@ -46,6 +46,8 @@ from .ngff.emit import (
     zarr_format_of,
 )
 from .ngff.parse import parse_node
+from .ngff.v06 import lost_in
+from .systems import SYSTEM_ATTR
 from .targets import ArrayPlan, Plan, make_target, write_to
 
 
@@ -335,6 +337,25 @@ def encoding_by_variable(
 
 
 # ---- inputs -----------------------------------------------------------------------------
+def refuse_lossy_06(attrs: Mapping[str, Any], version: str, where: str) -> None:
+    """An ``OmeZarrError`` naming what writing a 0.6 group as 0.4/0.5 would lose; also a
+    level whose coordinates ``coordinate_system=`` put in another system."""
+    chosen = attrs.get(SYSTEM_ATTR)
+    if isinstance(chosen, str):
+        raise OmeZarrError(
+            f"{where}: the coordinates are in the coordinate system {chosen!r} chosen at open "
+            "(coordinate_system=); writing them would replace the image's own system and "
+            "lose the transforms to it: open without coordinate_system= to write"
+        )
+    ome = attrs.get("ome")
+    lost = lost_in(ome, version) if isinstance(ome, Mapping) else []
+    if lost:
+        raise OmeZarrError(
+            f"{where}: OME-Zarr {version} cannot hold what this 0.6 image or scene has, and "
+            f"writing it would lose: {'; '.join(lost)}"
+        )
+
+
 def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
@@ -392,6 +413,7 @@ class Planner:
     def image(self, image: ImageInput) -> None:
         """Plan one image: its pyramid (if asked for), its arrays and its attributes."""
         where = _where(image.node)
+        refuse_lossy_06(image.attrs, self.options.version, where)
         source, stored = source_of(image.attrs, where)
         label = image.label or is_label_source(source)
         levels, paths = image.levels, image.paths
@@ -442,6 +464,7 @@ class Planner:
 
     def group(self, node: xr.DataTree, path: str) -> None:
         """Plan a group that is not an image: its OME blocks converted, listings refreshed."""
+        refuse_lossy_06(node.attrs, self.options.version, _where(path))
         source = split_source(node.attrs, _where(path))
         if not source.is_ome:
             self.plan.groups[path] = jsonable(dict(node.attrs))

@@ -30,6 +30,7 @@ LAYERS = {
     # 3: the xarray side of the model
     "layout": 3,
     "coordinate_index": 3,
+    "systems": 3,
     # 4: storage, arrays and the walk of a stored hierarchy
     "store": 4,
     "ozx": 4,
@@ -44,6 +45,7 @@ LAYERS = {
     "validation": 5,
     "multiscale": 5,
     "builder": 5,
+    "points": 5,
     # 6: writing
     "writer": 6,
     # 7: the faces users touch

@@ -363,3 +363,41 @@ def scene_image_paths(scene: Mapping[str, Any]) -> tuple[str, ...]:
                 if path not in out:
                     out.append(path)
     return tuple(out)
+
+
+def lost_in(document: Mapping[str, Any], target: str) -> list[str]:
+    """What writing a 0.6 ``document`` as ``target`` (0.4 or 0.5) would lose, described.
+
+    Those versions hold one coordinate system (the axes) and per-level scale and
+    translation: other coordinate systems, transforms between systems and scenes are lost.
+    Empty when ``document`` is not 0.6 or nothing is lost.
+    """
+    if not is_06(document.get("version")) or target.startswith("0.6"):
+        return []
+    spelled, _ = normalise_spelling(document)
+    lost = []
+    for i, ms in enumerate(spelled.get("multiscales") or ()):
+        if not isinstance(ms, Mapping):
+            continue
+        outputs = {
+            t.get("output", {}).get("name")
+            for ds in ms.get("datasets") or ()
+            if isinstance(ds, Mapping)
+            for t in ds.get("coordinateTransformations") or ()
+            if isinstance(t, Mapping) and isinstance(t.get("output"), Mapping)
+        }
+        others = [
+            cs.get("name")
+            for cs in ms.get("coordinateSystems") or ()
+            if isinstance(cs, Mapping) and cs.get("name") not in outputs
+        ]
+        if others:
+            lost.append(f"multiscales/{i}: the coordinate systems {others}")
+        if ms.get("coordinateTransformations"):
+            n = len(ms["coordinateTransformations"])
+            lost.append(
+                f"multiscales/{i}/coordinateTransformations: {n} transform(s) between systems"
+            )
+    if "scene" in spelled:
+        lost.append("scene: the scene (its coordinate systems and transforms)")
+    return lost
