@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import OmeZarrError
 from .coordinate_index import pixel_centre_coordinates
+from .errors import OmeZarrError
 from .layout import SCALE_ATTR, TYPE_ATTR, UNITS_ATTR
 from .ngff.model import NodeMeta
 from .ngff.transformations import (
