@@ -26,6 +26,7 @@ from .errors import OmeZarrError, OmeZarrWarning
 _LAZY = {
     "Problem": "validation",
     "image": "builder",
+    "info": "summary",
     "to_multiscale": "multiscale",
     "to_ome_zarr": "writer",
     "to_spatial_image": "adapters",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .builder import image as image
     from .multiscale import to_multiscale as to_multiscale
     from .points import transform_points as transform_points
+    from .summary import info as info
     from .validation import Problem as Problem
     from .validation import validate as validate
     from .writer import to_ome_zarr as to_ome_zarr

@@ -106,6 +106,21 @@ class OmeAccessor:
             own_system(self._obj) if source is None else source, target
         )
 
+    def render(self, *, project: Any = None, **selection: Any) -> xr.DataArray:
+        """An RGB composite of one plane, as viewers show it: see :func:`.render.render`.
+
+        ``ds.ome.render(z=8.5, t=0)``, ``ds.ome.render(project="z", c=["DAPI", "GFP"])``.
+        """
+        from .render import render
+
+        return render(self._obj, project=project, **selection)
+
+    def show(self, *, ax: Any = None, project: Any = None, **selection: Any) -> Any:
+        """Plot :meth:`render` the right way up (y down): see :func:`.render.show`."""
+        from .render import show
+
+        return show(self._obj, ax=ax, project=project, **selection)
+
     def to_zarr(self, store: Any, **kwargs: Any) -> None:
         """Write as OME-Zarr: ``xoz.to_ome_zarr(obj, store, **kwargs)``."""
         from .writer import to_ome_zarr

@@ -1,29 +1,24 @@
 """The ``xarray-ome-zarr`` command: ``info``, ``validate``, ``convert`` and ``demo``.
 
 Errors print one line, ``xarray-ome-zarr: error: <message>``, and exit with status 2;
-``validate`` exits with 1 when the store has errors. Heavy modules load inside the commands,
-so ``--help`` stays fast.
+``validate`` exits with 1 when the store has errors. Warnings print one line each,
+``warning: <message>``, on stderr; progress bars go to stderr, only when it is a terminal
+(or with ``--progress``); ``--quiet`` leaves only errors. A closed pipe (``info X | head``)
+ends the command quietly. Heavy modules load inside the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import OmeZarrError
-from .layout import (
-    PATH_ATTR,
-    SCALE_ATTR,
-    UNITS_ATTR,
-    axis_type,
-    level_names,
-    ome_document,
-    stored_axes,
-)
-from .ngff.parse import parse_plate, parse_well
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -74,6 +69,18 @@ def _positive(value: str, text: str) -> int:
     return size
 
 
+def storage_option(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE``; the value as JSON when it is (``true``, ``3``, ``{...}``), else text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, as in anon=true")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
 # ---- the parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser, with one subparser per command."""
@@ -88,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="print the hierarchy: images, levels, geometry, channels, labels, plates"
     )
     info.add_argument("path", metavar="PATH", help="a store: path, URL or .ozx file")
+    info.add_argument("--json", action="store_true", help="print the hierarchy as JSON")
+    info.add_argument(
+        "--thumbnail",
+        metavar="PNG",
+        help="also write the first image's smallest level, rendered in its omero colours",
+    )
+    _add_common_options(info)
+    _add_storage_options(info, "PATH")
     info.set_defaults(func=cmd_info)
 
     check = commands.add_parser(
@@ -110,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print one JSON object: {"valid", "message", "problems": [...]}',
     )
+    _add_common_options(check)
+    _add_storage_options(check, "PATH")
     check.set_defaults(func=cmd_validate)
 
     convert = commands.add_parser(
@@ -126,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunks-per-shard",
         type=chunk_spec,
         help="chunks in a shard along each axis: '2' or 'y=4,x=4' (instead of --shards)",
+    )
+    _add_storage_options(convert, "SRC")
+    convert.add_argument(
+        "--target-storage-option",
+        dest="target_storage_options",
+        metavar="KEY=VALUE",
+        type=storage_option,
+        action="append",
+        default=[],
+        help="an fsspec option for DST (repeatable)",
     )
     convert.set_defaults(func=cmd_convert)
 
@@ -145,6 +172,41 @@ def _add_write_options(parser: argparse.ArgumentParser) -> None:
         help="the OME-Zarr version to write (default: 0.5)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar on stderr (default: only when stderr is a terminal)",
+    )
+    _add_common_options(parser)
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors (and results)"
+    )
+
+
+def _add_storage_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        metavar="KEY=VALUE",
+        type=storage_option,
+        action="append",
+        default=[],
+        help=f"an fsspec option for {what} (repeatable), e.g. endpoint_url=http://...",
+    )
+    parser.add_argument(
+        "--anon", action="store_true", help=f"read {what} without credentials (public buckets)"
+    )
+
+
+def _options(pairs: Sequence[tuple[str, Any]], anon: bool = False) -> dict[str, Any] | None:
+    """``--storage-option`` pairs (and ``--anon``) as fsspec ``storage_options``."""
+    options = dict(pairs)
+    if anon:
+        options["anon"] = True
+    return options or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         debug = args.debug
-        return args.func(args)
+        _PRINTED.clear()
+        with warnings.catch_warnings():
+            if getattr(args, "quiet", False):
+                warnings.simplefilter("ignore")
+            else:
+                warnings.simplefilter("default")
+                warnings.showwarning = _print_warning
+            return args.func(args)
+    except BrokenPipeError:
+        return _closed_pipe()
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else OK
     except (CliError, OmeZarrError) as err:
@@ -172,6 +243,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             "and please report it)",
             INTERNAL,
         )
+
+
+def _print_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line, ``warning: <message>``, with no source line."""
+    from .errors import OmeZarrWarning
+
+    text = " ".join(str(message).split())
+    if not issubclass(category, OmeZarrWarning):
+        text = f"{text} ({category.__name__})"
+    if text not in _PRINTED:  # the same finding met twice on the way is said once
+        _PRINTED.add(text)
+        print(f"warning: {text}", file=sys.stderr)
+
+
+_PRINTED: set[str] = set()
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``info X | head``): stop quietly, as Unix tools do."""
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (tests capture it)
+        pass
+    finally:
+        os.close(devnull)
+    return 141  # 128 + SIGPIPE, as a shell reports a tool killed by a closed pipe
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar when asked for, else only on a terminal (and never with --quiet)."""
+    if args.quiet:
+        return False
+    return bool(args.progress or sys.stderr.isatty())
 
 
 def _fail(message: str, status: int) -> int:
@@ -192,6 +305,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         strict=args.strict,
         read_chunks=args.read_chunks,
         metadata_only=args.metadata_only,
+        storage_options=_options(args.storage_options, args.anon),
     )
     for problem in problems:
         print(problem)
@@ -209,8 +323,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _validate_json(args: argparse.Namespace) -> int:
     """``validate --json``: one JSON object, as the spec's conformance runner reads it."""
-    import json
-
     from .errors import OmeZarrError
     from .validation import validate
 
@@ -220,6 +332,7 @@ def _validate_json(args: argparse.Namespace) -> int:
             strict=args.strict,
             read_chunks=args.read_chunks,
             metadata_only=args.metadata_only,
+            storage_options=_options(args.storage_options, args.anon),
         )
     except OmeZarrError as err:
         print(json.dumps({"valid": False, "message": str(err), "problems": []}))
@@ -244,147 +357,106 @@ def _count(n: int, word: str, plural: str | None = None) -> str:
 
 # ---- info ----------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print the hierarchy of the store at ``args.path``."""
-    import warnings
-
+    """Print the hierarchy of the store at ``args.path`` (as text, or as JSON)."""
     import xarray as xr
 
-    from .errors import OmeZarrWarning
+    from .store import store_name
+    from .summary import describe_tree
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OmeZarrWarning)
-        tree = xr.open_datatree(args.path, engine="ome-zarr")
+    options = _options(args.storage_options, args.anon)
+    tree = xr.open_datatree(
+        args.path, engine="ome-zarr", **({"storage_options": options} if options else {})
+    )
     try:
-        print("\n".join(describe(tree)))
+        nodes = describe_tree(tree)
+        if args.thumbnail:
+            write_thumbnail(tree, args.thumbnail)
     finally:
         tree.close()
-    for w in caught:
-        if issubclass(w.category, OmeZarrWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
+    if args.json:
+        summary = {"store": store_name(args.path, options), "nodes": nodes}
+        print(json.dumps(summary, indent=2))
+    else:
+        print("\n".join(text_lines(nodes)))
     return OK
+
+
+def write_thumbnail(tree: xr.DataTree, path: str) -> None:
+    """Write the first image's smallest level, rendered (:func:`.render.render`), as a PNG."""
+    from .layout import level_names
+    from .render import render, write_png
+
+    image = next((node for node in tree.subtree if level_names(node)), None)
+    if image is None:
+        raise CliError("--thumbnail: the store holds no image")
+    write_png(render(image, level=-1).values, path)
 
 
 def describe(tree: xr.DataTree) -> Iterator[str]:
     """The lines ``info`` prints for a tree opened with the ``ome-zarr`` engine."""
-    yield from _describe_node(tree)
+    from .summary import describe_tree
+
+    yield from text_lines(describe_tree(tree))
 
 
-def _describe_node(node: xr.DataTree) -> Iterator[str]:
-    version, document = ome_document(node.attrs)
-    path = node.path
-    if _is_image(node):
-        yield from _describe_image(node, version, document)
-    elif isinstance(document.get("plate"), Mapping):
-        yield _describe_plate(path, version, document["plate"])
-    elif isinstance(document.get("well"), Mapping):
-        yield _describe_well(path, document["well"])
-    elif "bioformats2raw.layout" in document:
-        series = [name for name, child in node.children.items() if _is_image(child)]
-        yield f"{path}: bioformats2raw collection, {_count(len(series), 'series', 'series')}"
-    for name, child in node.children.items():
-        if not (_is_image(node) and name in level_names(node)):
-            yield from _describe_node(child)
+def text_lines(nodes: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    """The text listing of :func:`.summary.describe_tree`'s entries."""
+    for node in nodes:
+        kind = node["kind"]
+        if kind in ("image", "label image"):
+            yield from _image_lines(node)
+        elif kind == "plate":
+            yield _plate_line(node)
+        elif kind == "well":
+            fields = node["fields"]
+            yield f"{node['path']}: well, {_count(len(fields), 'field')} ({', '.join(fields)})"
+        else:
+            count = _count(len(node["series"]), "series", "series")
+            yield f"{node['path']}: bioformats2raw collection, {count}"
 
 
-def _is_image(node: xr.DataTree) -> bool:
-    return bool(level_names(node))
-
-
-def _levels(node: xr.DataTree) -> list[tuple[str, xr.Dataset]]:
-    return [(name, node[name].to_dataset()) for name in level_names(node)]
-
-
-def _describe_image(
-    node: xr.DataTree, version: str | None, document: Mapping[str, Any]
-) -> Iterator[str]:
-    multiscales = document.get("multiscales")
-    multiscale = multiscales[0] if isinstance(multiscales, list) and multiscales else {}
-    kind = "label image" if "image-label" in document else "image"
-    name = multiscale.get("name") if isinstance(multiscale, Mapping) else None
-    title = f"{node.path}: {kind}" + (f" {name!r}" if isinstance(name, str) and name else "")
-    yield title + (f", OME-Zarr {version}" if version else "")
-    levels = _levels(node)
-    first = levels[0][1]
-    var = _variable(first)
-    axes = _axes(first, var.dims if var is not None else tuple(first.dims), node.attrs)
-    spatial = [a for a in axes if a[1] in ("space", "time")]
+def _image_lines(node: Mapping[str, Any]) -> Iterator[str]:
+    title = f"{node['path']}: {node['kind']}" + (f" {node['name']!r}" if node["name"] else "")
+    yield title + (f", OME-Zarr {node['version']}" if node["version"] else "")
+    axes = node["axes"]
     rows = [("axes", ", ".join(_axis_text(a) for a in axes))]
-    channel = next((a[0] for a in axes if a[1] == "channel"), None)
-    if channel is not None and channel in first.coords:
-        rows.append(("channels", ", ".join(str(v) for v in first.coords[channel].values)))
-    labels = node.children.get("labels")
-    if labels is not None:
-        names = [n for n, child in labels.children.items() if _is_image(child)]
-        rows.append(("labels", ", ".join(names) or "-"))
+    if node["channels"] is not None:
+        rows.append(("channels", ", ".join(node["channels"])))
+    if node["labels"] is not None:
+        rows.append(("labels", ", ".join(node["labels"]) or "-"))
     yield from _aligned(rows, indent="  ")
-    yield from _aligned(_level_rows(levels, [a[0] for a in spatial]), indent="  ")
-
-
-def _variable(ds: xr.Dataset) -> xr.DataArray | None:
-    names = list(ds.data_vars)
-    return ds[names[0]] if names else None
-
-
-def _axes(
-    ds: xr.Dataset, dims: Sequence[Any], attrs: Mapping[Any, Any]
-) -> list[tuple[str, str, str | None]]:
-    """(name, type, unit) of each dim, from the coordinates, else from the metadata."""
-    stored = stored_axes(attrs)
-    out = []
-    for dim in map(str, dims):
-        coord = ds.coords.get(dim)
-        coord_attrs = coord.attrs if coord is not None else {}
-        kind = axis_type(dim, coord_attrs, stored) or "-"
-        unit = coord_attrs.get(UNITS_ATTR) or (stored[dim].unit if dim in stored else None)
-        out.append((dim, kind, unit))
-    return out
-
-
-def _axis_text(axis: tuple[str, str, str | None]) -> str:
-    name, kind, unit = axis
-    return f"{name} ({kind}, {unit})" if unit else f"{name} ({kind})"
-
-
-def _level_rows(levels: list[tuple[str, xr.Dataset]], spatial: list[str]) -> list[tuple[str, ...]]:
-    axes = " ".join(spatial)
-    rows: list[tuple[str, ...]] = [
-        ("level", "path", "shape", "dtype", "chunks", "shards", f"scale ({axes})",
-         f"translation ({axes})")
+    spatial = " ".join(a["name"] for a in axes if a["type"] in ("space", "time"))
+    table: list[tuple[str, ...]] = [
+        ("level", "path", "shape", "dtype", "chunks", "shards", f"scale ({spatial})",
+         f"translation ({spatial})")
     ]  # fmt: skip
-    for name, ds in levels:
-        var = _variable(ds)
-        if var is None:
+    for level in node["levels"]:
+        if level["shape"] is None:
             continue
-        shards = var.encoding.get("shards")
-        scale = [_scale_of(ds, d) for d in spatial]
-        translation = [_number(ds.coords[d].values[0]) if d in ds.coords else "-" for d in spatial]
-        rows.append(
+        table.append(
             (
-                name,
-                str(ds.attrs.get(PATH_ATTR, "-")),
-                _shape(var.shape),
-                str(var.dtype),
-                _shape(var.encoding.get("chunks")),
-                _shape(shards) if shards else "-",
-                " ".join(scale),
-                " ".join(translation),
+                level["name"],
+                str(level["path"] if level["path"] is not None else "-"),
+                _shape(level["shape"]),
+                str(level["dtype"]),
+                _shape(level["chunks"]),
+                _shape(level["shards"]) if level["shards"] else "-",
+                " ".join(_number(v) for v in level["scale"].values()),
+                " ".join(_number(v) for v in level["translation"].values()),
             )
         )
-    return rows
+    yield from _aligned(table, indent="  ")
 
 
-def _scale_of(ds: xr.Dataset, dim: str) -> str:
-    coord = ds.coords.get(dim)
-    if coord is None:
-        return "-"
-    scale = coord.attrs.get(SCALE_ATTR)
-    if scale is None and coord.size > 1:
-        scale = float(coord.values[1] - coord.values[0])
-    return _number(scale) if scale is not None else "-"
+def _axis_text(axis: Mapping[str, Any]) -> str:
+    kind = axis["type"] or "-"
+    return (
+        f"{axis['name']} ({kind}, {axis['unit']})" if axis["unit"] else f"{axis['name']} ({kind})"
+    )
 
 
 def _number(value: Any) -> str:
-    return f"{float(value):.6g}"
+    return "-" if value is None else f"{float(value):.6g}"
 
 
 def _shape(shape: Sequence[int] | None) -> str:
@@ -403,47 +475,32 @@ def _aligned(rows: Sequence[Sequence[str]], indent: str = "") -> Iterator[str]:
         yield (indent + "  ".join(cells)).rstrip()
 
 
-def _describe_plate(path: str, version: str | None, block: Mapping[str, Any]) -> str:
-    plate = parse_plate(block)
-    rows, columns = plate.rows, plate.columns
-    title = f"{path}: plate" + (f" {plate.name!r}" if plate.name is not None else "")
+def _plate_line(plate: Mapping[str, Any]) -> str:
+    rows, columns = plate["rows"], plate["columns"]
+    title = f"{plate['path']}: plate" + (f" {plate['name']!r}" if plate["name"] else "")
     span = f" ({_span(rows)} × {_span(columns)})" if rows and columns else ""
     text = f"{title}, {len(rows)} rows × {len(columns)} columns{span}, "
-    text += _count(len(plate.wells), "well")
-    if plate.acquisitions:
-        text += f", {_count(len(plate.acquisitions), 'acquisition')}"
-    return text + (f", OME-Zarr {version}" if version else "")
+    text += _count(plate["wells"], "well")
+    if plate["acquisitions"]:
+        text += f", {_count(plate['acquisitions'], 'acquisition')}"
+    return text + (f", OME-Zarr {plate['version']}" if plate["version"] else "")
 
 
 def _span(names: Sequence[str | None]) -> str:
     return str(names[0]) if len(names) == 1 else f"{names[0]}-{names[-1]}"
 
 
-def _describe_well(path: str, block: Mapping[str, Any]) -> str:
-    fields = [str(i.path) for i in parse_well(block).images or () if i.raw]
-    return f"{path}: well, {_count(len(fields), 'field')} ({', '.join(fields)})"
-
-
 # ---- convert and demo ----------------------------------------------------------------------
-def _writer_function(name: str, command: str) -> Callable[..., Any]:
-    """``xarray_ome_zarr.<name>``, or a clear error while the writer is not there."""
-    import xarray_ome_zarr
-
-    function = getattr(xarray_ome_zarr, name, None)
-    if function is None:
-        raise CliError(
-            f"'{command}' needs xarray_ome_zarr.{name}(), which this installation does not "
-            "provide yet"
-        )
-    return function
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
     """Read ``args.src`` and write it to ``args.dst``."""
     import xarray as xr
 
-    to_ome_zarr = _writer_function("to_ome_zarr", "convert")
-    tree = xr.open_datatree(args.src, engine="ome-zarr")
+    from .writer import to_ome_zarr
+
+    options = _options(args.storage_options, args.anon)
+    tree = xr.open_datatree(
+        args.src, engine="ome-zarr", **({"storage_options": options} if options else {})
+    )
     try:
         to_ome_zarr(
             tree,
@@ -453,25 +510,30 @@ def cmd_convert(args: argparse.Namespace) -> int:
             shards=args.shards,
             chunks_per_shard=args.chunks_per_shard,
             overwrite=args.overwrite,
-            progress=True,
+            progress=_progress(args),
+            storage_options=_options(args.target_storage_options),
         )
     finally:
         tree.close()
-    print(f"wrote {args.dst} (OME-Zarr {args.ngff_version})")
+    if not args.quiet:
+        print(f"wrote {args.dst} (OME-Zarr {args.ngff_version})")
     return OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write a small sample image with a label image to ``args.dst``."""
-    to_ome_zarr = _writer_function("to_ome_zarr", "demo")
+    from .writer import to_ome_zarr
+
     to_ome_zarr(
         demo_tree(),
         args.dst,
         version=args.ngff_version,
         scale_factors=[2, 4],
         overwrite=args.overwrite,
+        progress=_progress(args),
     )
-    print(f"wrote a sample image with labels to {args.dst}; try: {PROG} info {args.dst}")
+    if not args.quiet:
+        print(f"wrote a sample image with labels to {args.dst}; try: {PROG} info {args.dst}")
     return OK
 
 
@@ -514,8 +576,27 @@ def demo_tree(shape: tuple[int, int, int, int] = (2, 16, 128, 128), seed: int = 
         {"label-value": i, "rgba": [int(v) for v in rng.integers(0, 256, 3)] + [255]}
         for i in range(1, 13)
     ]
+    # display settings as a viewer would save them: each channel windowed to its bright end
+    omero = {
+        "channels": [
+            {
+                "label": label,
+                "color": color,
+                "active": True,
+                "window": {"start": 0.0, "end": end, "min": 0.0, "max": 65535.0},
+            }
+            for label, color, end in zip(
+                ("DAPI", "GFP"),
+                ("0000FF", "00FF00"),
+                [float(round(np.percentile(channel, 99.5))) for channel in image.values],
+                strict=True,
+            )
+        ],
+        "rdefs": {"model": "color"},
+    }
     return xr.DataTree.from_dict(
         {
+            "/": xr.Dataset(attrs={"omero": omero}),
             "/scale0": image.to_dataset(),
             "/labels/nuclei": xr.Dataset(attrs={"image-label": {"colors": colors}}),
             "/labels/nuclei/scale0": label_image.to_dataset(),

@@ -509,7 +509,7 @@ def compute_writes(stored: list[da.Array], progress: bool) -> None:
     from dask.diagnostics import ProgressBar
     from dask.threaded import get as threaded_get
 
-    bar = ProgressBar() if progress else contextlib.nullcontext()
+    bar = ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext()
     if current_scheduler(collections=stored) is not threaded_get:
         with bar:
             dask.compute(stored)

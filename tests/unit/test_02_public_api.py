@@ -12,6 +12,7 @@ import xarray_ome_zarr as xoz
 
 FUNCTIONS = [
     "image",
+    "info",
     "open_ome_dataset",
     "open_ome_datatree",
     "to_multiscale",
