@@ -183,3 +183,29 @@ class OmeLevelView(OmeAccessor):
 xr.register_dataarray_accessor("ome")(OmeAccessor)
 xr.register_dataset_accessor("ome")(OmeAccessor)
 xr.register_datatree_accessor("ome")(OmeTreeAccessor)
+
+
+class _MissingMsiAccessor:
+    """``dt.msi`` without multiscale-spatial-image installed: say which extra provides it."""
+
+    def __init__(self, obj: xr.DataTree) -> None:
+        from .errors import OmeZarrError
+
+        raise OmeZarrError(
+            "the .msi accessor comes from multiscale-spatial-image, which is not installed: "
+            "pip install 'xarray-ome-zarr[msi]' (then import multiscale_spatial_image)"
+        )
+
+
+def _register_msi_placeholder() -> None:
+    """Register :class:`_MissingMsiAccessor` only where the real one cannot come (a cheap
+    look-up: nothing is imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("multiscale_spatial_image") is None and not hasattr(
+        xr.DataTree, "msi"
+    ):
+        xr.register_datatree_accessor("msi")(_MissingMsiAccessor)
+
+
+_register_msi_placeholder()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import warnings
 import zipfile
@@ -158,6 +159,12 @@ def open_store(
             return zip_store, name, functools.partial(_close_zip_store, zip_store)
         if not path.exists():
             raise OmeZarrError(f"store {name!r}: no such file or directory")
+        if path.is_file():
+            raise OmeZarrError.at(
+                "is a file, not a zarr store (a zarr store is a directory, an .ozx or .zip "
+                "file, or a URL)",
+                store=name,
+            )
         return zarr.storage.LocalStore(path, read_only=read_only), name, _noop
     if isinstance(obj, str):
         try:
@@ -175,10 +182,42 @@ def open_store(
             )
         except OmeZarrError:
             raise
+        except ImportError as err:
+            raise missing_extra(err, obj, name) from err
         except Exception as err:
             raise OmeZarrError(f"store {name!r}: cannot open ({describe_error(err)})") from err
         return store, name, _noop
     return obj, name, _noop
+
+
+def missing_extra(err: ImportError, url: str, name: str) -> OmeZarrError:
+    """An fsspec filesystem that cannot load: name the extra that installs what it needs."""
+    scheme = url.split("://", 1)[0]
+    return OmeZarrError.at(
+        f"{scheme}:// URLs need a package that is not installed ({describe_error(err)}); "
+        "install it with: pip install 'xarray-ome-zarr[remote]'",
+        store=name,
+    )
+
+
+def _corrupt_document(store: Any, name: str) -> OmeZarrError | None:
+    """The root metadata document that is not valid JSON, named with the error's position."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    for key in ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"):
+        try:
+            found = sync(store.get(key, prototype=default_buffer_prototype()))
+        except Exception:
+            continue
+        if found is None:
+            continue
+        try:
+            json.loads(found.to_bytes())
+        except ValueError as err:
+            reason = f"not valid JSON ({err})"
+            return OmeZarrError.at(reason, store=name, node="/", key=key)
+    return None
 
 
 def _reference_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -296,6 +335,7 @@ def open_root(
     """
     name = store_name(obj, storage_options)
     close: Callable[[], None] = _noop
+    store = None
     try:
         if isinstance(obj, zarr.Group):
             root = obj
@@ -307,7 +347,12 @@ def open_root(
         if group and group.strip("/"):
             node = root[group.strip("/")]
             if not isinstance(node, zarr.Group):
-                raise OmeZarrError(f"store {name!r}, node {group!r}: is an array, not a group")
+                parent = "/" + group.strip("/").rpartition("/")[0]
+                raise OmeZarrError.at(
+                    f"is a zarr array, not a group; its image is the parent group {parent!r}",
+                    store=name,
+                    node=group,
+                )
             root = node
     except OmeZarrError:
         close()
@@ -318,10 +363,27 @@ def open_root(
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
         close()
         raise OmeZarrError(f"store {name!r}: no zarr group found ({err})") from err
+    except zarr.errors.ContainsArrayError as err:
+        close()
+        raise OmeZarrError.at(
+            f"is a zarr array, not a group; its image is the parent group {_parent_name(obj)!r}",
+            store=name,
+            node="/",
+        ) from err
+    except json.JSONDecodeError as err:
+        close()
+        corrupt = _corrupt_document(store, name) if store is not None else None
+        raise (corrupt or OmeZarrError(f"store {name!r}: invalid JSON ({err})")) from err
     except Exception as err:
         close()
         raise OmeZarrError(f"store {name!r}: cannot open ({describe_error(err)})") from err
     return OpenedStore(root, name, close)
+
+
+def _parent_name(obj: Any) -> str:
+    """The parent of a path or URL, for a message that points at it."""
+    text = store_name(obj).rstrip("/")
+    return text.rpartition("/")[0] or "."
 
 
 def fsspec_protocols(store: Any) -> tuple[str, ...]:

@@ -44,7 +44,15 @@ from ._compat import cpu_count, current_client, current_scheduler, running_task_
 from .errors import OmeZarrError
 from .ngff.emit import zarr_format_of
 from .ozx import check_ozx_target, write_ozx
-from .store import describe_error, is_memory_store, is_url, is_zip_path, store_name, url_path
+from .store import (
+    describe_error,
+    is_memory_store,
+    is_url,
+    is_zip_path,
+    missing_extra,
+    store_name,
+    url_path,
+)
 
 __all__ = [
     "ArrayPlan",
@@ -354,7 +362,9 @@ def make_target(
             fs_store = zarr.storage.FsspecStore.from_url(
                 store, storage_options=dict(storage_options or {}), read_only=False
             )
-        except (ImportError, OSError, ValueError, TypeError) as err:
+        except ImportError as err:
+            raise missing_extra(err, store, name) from err
+        except (OSError, ValueError, TypeError) as err:
             raise OmeZarrError(f"store {name!r}: cannot open ({err})") from err
         return StoreTarget(fs_store, "", name, overwrite)
     if isinstance(store, zarr.Group):
@@ -378,13 +388,39 @@ def writing(target: Target, zarr_format: ZarrFormat) -> Iterator[zarr.Group]:
     """The root group of ``target`` to write into; committed when the block succeeds, aborted
     (what was written removed, an existing target left as it was where possible) when it
     raises."""
-    root = target.open(zarr_format)
+    try:
+        root = target.open(zarr_format)
+    except OSError as err:
+        raise _write_error(target, err) from err
     try:
         yield root
+    except Exception as err:
+        staged = _staging_path(target)
+        target.abort()
+        if staged is not None and staged in str(err):
+            raise _write_error(target, err, staged) from err
+        raise
     except BaseException:
         target.abort()
         raise
     target.commit()
+
+
+def _staging_path(target: Target) -> str | None:
+    """The directory a target writes into before moving it into place, if it has one."""
+    staged = getattr(target, "tmp", None) or getattr(target, "staging", None)
+    return os.fspath(staged) if staged is not None else None
+
+
+def _write_error(target: Target, err: BaseException, staged: str | None = None) -> OmeZarrError:
+    """``err`` as an OmeZarrError naming the target, never our staging directory."""
+    text = str(err)
+    if staged is not None:
+        for hidden in (os.path.join(staged, "root"), staged):
+            text = text.replace(hidden, target.name)
+    return OmeZarrError.at(
+        f"cannot write ({type(err).__name__}: {text})", store=target.name, node="/"
+    )
 
 
 def _create_array(root: zarr.Group, plan: ArrayPlan, zarr_format: int) -> zarr.Array:

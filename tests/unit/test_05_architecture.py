@@ -46,6 +46,7 @@ LAYERS = {
     "multiscale": 5,
     "builder": 5,
     "points": 5,
+    "summary": 5,
     # 6: writing
     "writer": 6,
     # 7: the faces users touch
