@@ -201,6 +201,11 @@ def _add_storage_options(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _open_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Keywords of ``xr.open_datatree`` for fsspec options (none when there are none)."""
+    return {"storage_options": options} if options else {}
+
+
 def _options(pairs: Sequence[tuple[str, Any]], anon: bool = False) -> dict[str, Any] | None:
     """``--storage-option`` pairs (and ``--anon``) as fsspec ``storage_options``."""
     options = dict(pairs)
@@ -364,9 +369,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .summary import describe_tree
 
     options = _options(args.storage_options, args.anon)
-    tree = xr.open_datatree(
-        args.path, engine="ome-zarr", **({"storage_options": options} if options else {})
-    )
+    tree = xr.open_datatree(args.path, engine="ome-zarr", **_open_options(options))
     try:
         nodes = describe_tree(tree)
         if args.thumbnail:
@@ -498,9 +501,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .writer import to_ome_zarr
 
     options = _options(args.storage_options, args.anon)
-    tree = xr.open_datatree(
-        args.src, engine="ome-zarr", **({"storage_options": options} if options else {})
-    )
+    tree = xr.open_datatree(args.src, engine="ome-zarr", **_open_options(options))
     try:
         to_ome_zarr(
             tree,

@@ -77,7 +77,8 @@ def channel_settings(omero: Mapping[str, Any] | None) -> list[Channel]:
         if not isinstance(entry, Mapping):
             out.append(Channel(None))
             continue
-        window = entry.get("window") if isinstance(entry.get("window"), Mapping) else {}
+        found = entry.get("window")
+        window: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         label = entry.get("label")
         out.append(
             Channel(
@@ -137,13 +138,13 @@ def _select(array: xr.DataArray, selection: Mapping[str, Any]) -> xr.DataArray:
 
 def _plane(array: xr.DataArray, project: Sequence[str]) -> xr.DataArray:
     """Project the axes asked for; the middle z plane, the first of the other extra axes."""
-    for dim in project:
-        if dim not in array.dims:
+    for name in project:
+        if name not in array.dims:
             raise OmeZarrError(
-                f"render(project={dim!r}): the image has no axis {dim!r} left to project; its "
-                f"axes are {[str(d) for d in array.dims]}"
+                f"render(project={name!r}): the image has no axis {name!r} left to project; "
+                f"its axes are {[str(d) for d in array.dims]}"
             )
-        array = array.max(dim)
+        array = array.max(name)
     space = [d for d in array.dims if _axis_type(array, d) in _PLANE_TYPES]
     for dim in list(array.dims):
         kind = _axis_type(array, dim)

@@ -64,7 +64,9 @@ def info(
 
     if isinstance(store, xr.DataTree):
         return {"store": None, "nodes": describe_tree(store)}
-    options = {} if storage_options is None else {"storage_options": storage_options}
+    options: dict[str, Any] = {}
+    if storage_options is not None:
+        options["storage_options"] = storage_options
     tree = xr.open_datatree(store, engine="ome-zarr", **options, **kwargs)
     try:
         return {"store": store_name(store, storage_options), "nodes": describe_tree(tree)}
@@ -80,7 +82,7 @@ def describe_tree(tree: xr.DataTree) -> list[dict[str, Any]]:
 
 
 def _walk(node: xr.DataTree, out: list[dict[str, Any]]) -> None:
-    version, document = ome_document(node.attrs)
+    version, document = ome_document(_str_keys(node.attrs))
     levels = level_names(node)
     if levels:
         out.append(_image(node, version, document, levels))
@@ -105,7 +107,8 @@ def _image(
     datasets = [(level, node[level].to_dataset()) for level in levels]
     first = datasets[0][1]
     variable = _variable(first)
-    axes = _axes(first, variable.dims if variable is not None else tuple(first.dims), node.attrs)
+    dims = variable.dims if variable is not None else tuple(first.dims)
+    axes = _axes(first, dims, _str_keys(node.attrs))
     channel = next((a["name"] for a in axes if a["type"] == "channel"), None)
     channels = None
     if channel is not None and channel in first.coords:
@@ -125,6 +128,10 @@ def _image(
         "labels": label_names,
         "levels": [_level(level, ds, positional) for level, ds in datasets],
     }
+
+
+def _str_keys(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in attrs.items()}
 
 
 def _variable(ds: xr.Dataset) -> xr.DataArray | None:

@@ -565,9 +565,10 @@ def test_bad_targets(tmp_path, store, kwargs, message):
 
 def test_progress_bar(tmp_path, capsys):
     xoz.to_ome_zarr(image_array(), tmp_path / "p.ome.zarr", progress=True)
-    assert "100%" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "100%" in err and out == ""  # progress goes to stderr (issue 17)
     xoz.to_ome_zarr(image_array(), tmp_path / "q.ome.zarr")
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
 
 
 # ---- safety ---------------------------------------------------------------------------------
