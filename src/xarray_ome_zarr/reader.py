@@ -31,6 +31,7 @@ from .hierarchy import (
     with_first_multiscale,
 )
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
+from .limits import MAX_DASK_BLOCKS, dask_chunks
 from .ngff.model import Multiscale, NodeMeta, Omero
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import is_06
@@ -156,7 +157,8 @@ class NodeReader:
             return xr.Dataset(coords=coords, attrs=ds_attrs)
         data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node)))
         var_attrs = {k: v for k, v in array.attrs.asdict().items() if k != "_ARRAY_DIMENSIONS"}
-        variable = xr.Variable(dims, data, attrs=var_attrs, encoding=encoding_of(array, dims))
+        encoding = encoding_of(array, dims, self.where(node))
+        variable = xr.Variable(dims, data, attrs=var_attrs, encoding=encoding)
         return xr.Dataset({name: variable}, coords=coords, attrs=ds_attrs)
 
     def coordinates(
@@ -298,13 +300,31 @@ def channel_labels(omero: Omero | None, size: int, where: str) -> list[str] | No
     return list(labels)
 
 
-def encoding_of(array: zarr.Array, dims: tuple[str, ...]) -> dict[str, Any]:
-    """The zarr encoding of ``array`` in xarray's terms, plus what a round trip needs."""
+def encoding_of(array: zarr.Array, dims: tuple[str, ...], where: str = "") -> dict[str, Any]:
+    """The zarr encoding of ``array`` in xarray's terms, plus what a round trip needs.
+
+    ``preferred_chunks`` (what ``chunks={}`` uses) are the stored shards or chunks, grouped
+    by whole multiples where there would be more than ``limits.MAX_DASK_BLOCKS`` of them
+    (with a warning naming the array): a dask graph of that array stays bounded.
+    """
     meta = array.metadata
     shards = getattr(array, "shards", None)
+    stored = tuple(shards or array.chunks)
+    if any(int(c) <= 0 for c in (*array.chunks, *stored)):
+        reason = f"chunk shape {tuple(array.chunks)} has a size that is not positive"
+        raise OmeZarrError(f"{where}: array {array.path!r}: {reason}", reason=reason)
+    preferred = dask_chunks(tuple(array.shape), stored)
+    if preferred != stored:
+        warnings.warn(
+            f"{where}: array {array.path!r} of shape {tuple(array.shape)} has more than "
+            f"{MAX_DASK_BLOCKS} chunks of {stored}; chunks={{}} gives dask blocks of "
+            f"{preferred} (whole multiples of them)",
+            OmeZarrWarning,
+            stacklevel=2,
+        )
     encoding: dict[str, Any] = {
         "chunks": tuple(array.chunks),
-        "preferred_chunks": dict(zip(dims, shards or array.chunks, strict=True)),
+        "preferred_chunks": dict(zip(dims, preferred, strict=True)),
         "dtype": np.dtype(array.dtype),
         "zarr_format": meta.zarr_format,
         "fill_value": array.fill_value.item()

@@ -230,3 +230,16 @@ def test_mosaic_reads_only_what_a_selection_touches(tmp_path: Path) -> None:
     assert corner.y.values.tolist() == [float(i) for i in range(10)]
     far = ds.sel(y=4.5e8, x=slice(1e8, 1e8 + 3))
     assert far.image.values.tolist() == [0, 0, 0, 0]
+
+
+def test_mosaic_with_chunks_stays_a_bounded_graph(tmp_path: Path) -> None:
+    from xarray_ome_zarr.limits import MAX_DASK_BLOCKS
+
+    path = metadata_only_mosaic(tmp_path / "mosaic.ome.zarr")
+    with pytest.warns(xoz.OmeZarrWarning, match="chunks=\\{\\} gives dask blocks"):
+        ds = xr.open_dataset(path, engine="ome-zarr", chunks={})
+    blocks = ds.image.data.numblocks
+    assert blocks[0] * blocks[1] <= MAX_DASK_BLOCKS
+    assert all(c % 1024 == 0 for c in ds.image.encoding["preferred_chunks"].values())
+    corner = ds.isel(y=slice(0, 10), x=slice(0, 10)).image
+    assert corner.values.tolist() == [[0] * 10] * 10

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
+from ..limits import check_list_lengths
 from .model import (
     IMPLIED_AXES,
     READ_VERSIONS,
@@ -211,6 +212,7 @@ def parse_node(
             "version",
             f"OME-Zarr {version!r} is not supported (readable: {', '.join(READ_VERSIONS)})",
         )
+    check_list_lengths(document, where)
     spelled = document
     if is_06(version):
         spelled = _spelling_06(document, version, where, strict=strict, report=validate)
