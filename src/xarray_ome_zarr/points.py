@@ -20,7 +20,7 @@ from .ngff.transformations import FieldGrid, TransformGraph, graph_of_document
 from .ngff.v06 import is_06, normalise_spelling, scene_image_paths
 
 
-def _document(attrs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _document(attrs: Mapping[Any, Any]) -> Mapping[str, Any] | None:
     ome = attrs.get("ome")
     if isinstance(ome, Mapping) and is_06(ome.get("version")):
         return normalise_spelling(ome)[0]
@@ -170,7 +170,7 @@ def coordinate_systems(obj: Any) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for (path, name), system in graph.systems.items():
         key = f"{path}/{name}" if path else name
-        out[key] = [dict(a) for a in system.axes]
+        out[key] = [dict(a) for a in system.axes]  # type: ignore[index]
     return out
 
 

@@ -233,8 +233,8 @@ class NodeReader:
         images = self.add_graph(root)
         lacking = [prefix for prefix, meta in images if not self.reaches(meta, prefix, name)]
         if lacking or not images:
-            known = sorted({n for _, n in self.graph.systems})
-            raise missing_system_error(self.where(root.path), name, lacking, known)
+            known = sorted({n for _, n in self.graph.systems})  # type: ignore[type-var]
+            raise missing_system_error(self.where(root.path), name, lacking, known)  # type: ignore[arg-type]
 
     def reaches(self, meta: NodeMeta, prefix: str, name: str) -> bool:
         """Whether a chain of transforms leads from the image at ``prefix`` to ``name``."""
@@ -254,8 +254,13 @@ class NodeReader:
         source = image_system(meta, prefix)
         target = find_system(self.graph, self.coordinate_system, prefix)
         if source is None or target is None:
-            known = sorted({n for _, n in self.graph.systems})
-            raise missing_system_error(self.where(node), self.coordinate_system, [prefix], known)
+            known = sorted({n for _, n in self.graph.systems})  # type: ignore[type-var]
+            raise missing_system_error(
+                self.where(node),
+                self.coordinate_system,
+                [prefix],
+                known,  # type: ignore[arg-type]
+            )
         return express_in(
             ds, self.graph, source, target, self.where(node), lazy=self.lazy_coordinates
         )
@@ -400,8 +405,13 @@ def open_ome_dataset(
                 image_system(meta) is None
                 or find_system(reader.graph, coordinate_system, "") is None
             ):
-                known = sorted({n for _, n in reader.graph.systems})
-                raise missing_system_error(reader.where(node), coordinate_system, [node], known)
+                known = sorted({n for _, n in reader.graph.systems})  # type: ignore[type-var]
+                raise missing_system_error(
+                    reader.where(node),
+                    coordinate_system,
+                    [node],
+                    known,  # type: ignore[arg-type]
+                )
             ds = reader.in_system(ds, meta, "", node)
     except BaseException:
         opened.close()

@@ -337,7 +337,7 @@ def encoding_by_variable(
 
 
 # ---- inputs -----------------------------------------------------------------------------
-def refuse_lossy_06(attrs: Mapping[str, Any], version: str, where: str) -> None:
+def refuse_lossy_06(attrs: Mapping[Any, Any], version: str, where: str) -> None:
     """An ``OmeZarrError`` naming what writing a 0.6 group as 0.4/0.5 would lose; also a
     level whose coordinates ``coordinate_system=`` put in another system."""
     chosen = attrs.get(SYSTEM_ATTR)
