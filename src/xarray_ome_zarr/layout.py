@@ -476,6 +476,47 @@ def _stored_geometry(
     return {a.name: (float(s), float(t)) for a, s, t in pairs}
 
 
+#: How far, in pixels, coordinates may lie from the stored geometry and still be written
+#: with the stored numbers exactly: far below any real shift, far above float noise.
+STORED_TOLERANCE_PIXELS = 1e-6
+
+
+def written_geometry(
+    geometry: tuple[float, float],
+    values: np.ndarray | None,
+    stored: tuple[float, float] | None,
+    size: int,
+) -> tuple[float, float]:
+    """The (scale, translation) to write for an axis read as ``geometry``.
+
+    Where the coordinate still follows the stored scale (its steps) or starts at the stored
+    translation, to :data:`STORED_TOLERANCE_PIXELS` of the pixel size (not of the
+    translation's magnitude), the stored number is written exactly: an untouched image
+    keeps its numbers, a crop keeps its scale. Otherwise the coordinate's number: as it is
+    for a lazy index (``values`` is ``None``: the numbers it was built from), without float
+    noise (:func:`.transforms.tidy`) where read off materialised ``values``.
+    """
+    scale, translation = geometry
+    start = translation if values is None else float(values[0])
+    exact_scale = exact_translation = False
+    if stored is not None and stored[0] != 0 and np.isfinite(stored).all():
+        stored_scale, stored_translation = stored
+        tolerance = STORED_TOLERANCE_PIXELS * abs(stored_scale)
+        if values is not None and values.size > 1:
+            steps = stored_scale * np.arange(values.size, dtype=np.float64)
+            scale_fits = np.max(np.abs(values - values[0] - steps)) <= tolerance
+        else:
+            scale_fits = abs(scale - stored_scale) * max(size - 1, 1) <= tolerance
+        if scale_fits:
+            scale, exact_scale = stored_scale, True
+        if abs(start - stored_translation) <= tolerance:
+            translation, exact_translation = stored_translation, True
+    if values is not None:
+        scale = scale if exact_scale else tidy(scale)
+        translation = translation if exact_translation else tidy(translation, scale)
+    return scale, translation
+
+
 def axis_geometry(
     level: xr.DataArray,
     dim: str,
@@ -483,10 +524,13 @@ def axis_geometry(
     stored: Mapping[str, tuple[float, float]],
     previous: tuple[float, float, int] | None,
 ) -> tuple[float, float]:
-    """(scale, translation) of one axis of one level: coordinates first, then stored.
+    """(scale, translation) of one axis of one level, as written.
 
-    A length-1 axis without a ``scale`` attribute takes the stored scale, else the one
-    inferred from ``previous``, the (scale, translation, size) of the level before.
+    Read off the coordinate, the stored numbers where the coordinate still agrees with them
+    (:func:`written_geometry`). Without a coordinate, the stored geometry (see
+    :func:`restore_coordinates`), else scale 1 and translation 0. A length-1 axis without a
+    ``scale`` attribute takes the stored scale, else the one inferred from ``previous``, the
+    (scale, translation, size) of the level before.
     """
     geometry = coordinate_geometry(level, dim, kind)
     if geometry is None:
@@ -495,8 +539,61 @@ def axis_geometry(
         fallback = stored.get(dim, (None, 0))[0]
         if not fallback and previous is not None:
             fallback = one_pixel_scale(geometry[1], *previous)
-        return (fallback or geometry[0], geometry[1])
-    return geometry
+        geometry = (fallback or geometry[0], geometry[1])
+    lazy = exact_geometry(coordinate(level, dim)) == geometry  # numbers of a lazy index
+    values = None if lazy else positions(level, dim, kind)
+    return written_geometry(geometry, values, stored.get(dim), level.sizes[dim])
+
+
+def restore_coordinates(
+    level: xr.DataArray,
+    types: Mapping[str, Any],
+    stored: Mapping[str, tuple[float, float]],
+    node: str,
+) -> xr.DataArray:
+    """``level`` with the stored geometry as coordinates of the axes whose coordinate was
+    dropped (``ds.drop_vars("z")``), so that selections and pyramids keep it.
+
+    Raises
+    ------
+    OmeZarrError
+        When such an axis no longer has its stored length (its ``original_shape``
+        encoding): the stored geometry would be wrong and nothing tells the right one.
+    """
+    original = level.encoding.get("original_shape")
+    if not isinstance(original, tuple | list) or len(original) != level.ndim:
+        original = None
+    restored = {}
+    for j, dim in enumerate(str(d) for d in level.dims):
+        if dim in level.coords or types.get(dim) == "channel" or dim not in stored:
+            continue
+        size = level.sizes[dim]
+        if original is not None and int(original[j]) != size:
+            raise OmeZarrError.at(
+                f"axis {dim!r} has no coordinate and {size} pixels instead of the stored "
+                f"level's {int(original[j])}: its stored geometry no longer applies and "
+                f"nothing tells the right one; keep the {dim!r} coordinate when selecting",
+                node=node,
+            )
+        scale, translation = stored[dim]
+        attrs = {TYPE_ATTR: types[dim]} if types.get(dim) else {}
+        values = translation + scale * np.arange(size, dtype=np.float64)
+        restored[dim] = xr.Variable(dim, values, {**attrs, SCALE_ATTR: scale})
+    return level.assign_coords(restored) if restored else level
+
+
+def restore_level_coordinates(
+    levels: Sequence[xr.DataArray],
+    paths: Sequence[str | None],
+    stored: Multiscale | None,
+    node: str,
+) -> list[xr.DataArray]:
+    """Every level with its dropped coordinates restored (:func:`restore_coordinates`)."""
+    types = axis_types(levels[0], axes_by_name(stored))
+    return [
+        restore_coordinates(level, types, _stored_geometry(stored, path, i), node)
+        for i, (level, path) in enumerate(zip(levels, paths, strict=True))
+    ]
 
 
 def _check_levels(levels: Sequence[xr.DataArray], where: str) -> tuple[str, ...]:
@@ -616,12 +713,8 @@ def image_attributes(
             except OmeZarrError as err:
                 raise OmeZarrError(f"{where}, level {i}: {err}") from None
             previous[j] = (s, t, level.sizes[dim])
-            if exact_geometry(coordinate(level, dim)) == (s, t):
-                scale.append(s)  # read exactly off a lazy index: written as it was built
-                translation.append(t)
-            else:
-                scale.append(tidy(s))
-                translation.append(tidy(t, s))
+            scale.append(s)
+            translation.append(t)
         datasets.append(dataset_json(path, scale, translation))
     name = _multiscale_name(stored, variable_name(arrays[0].name))
     type = type if type is not None else (stored.type if stored else None)

@@ -32,7 +32,7 @@ from .hierarchy import (
 )
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .limits import MAX_DASK_BLOCKS, dask_chunks
-from .ngff.model import Multiscale, NodeMeta, Omero
+from .ngff.model import TYPE_BY_NAME, Multiscale, NodeMeta, Omero
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import is_06
 from .store import open_root
@@ -164,7 +164,8 @@ class NodeReader:
     def coordinates(
         self, meta: NodeMeta, index: int, shape: tuple[int, ...], node: str, first: int = 0
     ) -> xr.Coordinates:
-        """Pixel-centre coordinates of the space and time axes, and channel names.
+        """Pixel-centre coordinates of every axis but the channel axis (space, time and
+        custom axes: their scale and translation are just as real), and channel names.
 
         Space and time coordinates are lazy indexes (:mod:`.coordinate_index`) unless the
         reader was made with ``lazy_coordinates=False``: their cost does not grow with the
@@ -179,7 +180,7 @@ class NodeReader:
         for axis, size, s, t in zip(
             multiscale.axes[first:], shape, scale[first:], translation[first:], strict=True
         ):
-            if axis.is_spatial:
+            if (axis.type or TYPE_BY_NAME.get(axis.name)) != "channel":
                 s, t = float(s), float(t)
                 if not (math.isfinite(s) and math.isfinite(t) and math.isfinite(t + s * size)):
                     raise OmeZarrError.at(
@@ -189,7 +190,8 @@ class NodeReader:
                         node=node,
                         key=f"multiscales/0/datasets/{index}/coordinateTransformations",
                     )
-                attrs: dict[str, Any] = {TYPE_ATTR: axis.type, SCALE_ATTR: s}
+                attrs: dict[str, Any] = {TYPE_ATTR: axis.type} if axis.type else {}
+                attrs[SCALE_ATTR] = s
                 if axis.unit:
                     attrs[UNITS_ATTR] = axis.unit
                 if is_06(meta.version):  # RFC-4 orientation and other axis keys, verbatim
@@ -199,7 +201,7 @@ class NodeReader:
                 else:
                     values = coordinate_values(size, s, t)
                     coords = coords.assign({axis.name: _numpy_variable(axis.name, values, attrs)})
-            elif axis.type == "channel":
+            else:
                 labels = channel_labels(meta.omero, size, self.where(node))
                 if labels is not None:
                     variable = _numpy_variable(
@@ -329,6 +331,9 @@ def encoding_of(array: zarr.Array, dims: tuple[str, ...], where: str = "") -> di
         )
     encoding: dict[str, Any] = {
         "chunks": tuple(array.chunks),
+        # as xarray's netCDF engines: a rewrite checks that an axis whose coordinate was
+        # dropped still has its stored length before writing its stored geometry
+        "original_shape": tuple(array.shape),
         "preferred_chunks": dict(zip(dims, preferred, strict=True)),
         "dtype": np.dtype(array.dtype),
         "zarr_format": meta.zarr_format,

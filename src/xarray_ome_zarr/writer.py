@@ -33,6 +33,7 @@ from .layout import (
     level_array,
     level_number,
     level_paths,
+    restore_level_coordinates,
     source_of,
     variable_name,
 )
@@ -416,7 +417,8 @@ class Planner:
         refuse_lossy_06(image.attrs, self.options.version, where)
         source, stored = source_of(image.attrs, where)
         label = image.label or is_label_source(source)
-        levels, paths = image.levels, image.paths
+        levels = restore_level_coordinates(image.levels, image.paths, stored, image.node)
+        paths = image.paths
         ms_type = ms_metadata = None
         if self.options.scale_factors is not None:
             types = axis_types(levels[0], axes_by_name(stored))

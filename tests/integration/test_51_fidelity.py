@@ -3,6 +3,8 @@ values, exact stored numbers, refused settings, xarray's keywords and ``to_zarr`
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -126,3 +128,143 @@ def test_cli_convert_chunks_per_shard_as_the_readme_says(tmp_path, capsys):
     assert main([*args, "--shards", "2", "--overwrite"]) != 0
     assert "smaller than the chunk" in capsys.readouterr().err
     assert zarr.open_group(out)["0"].shards == (2, 4, 16, 16)  # untouched
+
+
+# ---- geometry of axes without coordinate values ----------------------------------------------
+def ome_multiscale(path) -> dict:
+    document = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]
+    return document["multiscales"][0]
+
+
+def transforms(path, level: int = 0) -> tuple[list, list]:
+    scale, translation = ome_multiscale(path)["datasets"][level]["coordinateTransformations"]
+    return scale["scale"], translation["translation"]
+
+
+def angle_store(path) -> None:
+    """A 0.5 image with a custom ``angle`` axis: scale 90, translation 45. Written by hand:
+    no installed tool writes a translation on a custom axis (ome-zarr-py 0.18 writes the
+    scale only, see ``test_ome_zarr_py_custom_axis``); the metadata is what the spec allows."""
+    root = zarr.open_group(path, mode="w", zarr_format=3)
+    array = root.create_array(
+        "0", shape=(4, 6, 8), dtype="u2", chunks=(1, 6, 8), dimension_names=["angle", "y", "x"]
+    )
+    array[...] = np.arange(4 * 6 * 8, dtype="u2").reshape(4, 6, 8)
+    axes = [
+        {"name": "angle", "type": "angle", "unit": "degree"},
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"},
+    ]
+    datasets = [
+        {
+            "path": "0",
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [90.0, 0.325, 0.325]},
+                {"type": "translation", "translation": [45.0, 87654.321, 1.5]},
+            ],
+        }
+    ]
+    root.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [{"name": "img", "axes": axes, "datasets": datasets}],
+    }
+
+
+def test_a_custom_axis_gets_a_coordinate_and_selections_shift_it(tmp_path):
+    angle_store(tmp_path / "a.ome.zarr")
+    ds = xr.open_dataset(tmp_path / "a.ome.zarr", engine="ome-zarr")
+    angle = ds["angle"]
+    np.testing.assert_array_equal(angle.values, [45.0, 135.0, 225.0, 315.0])
+    assert angle.attrs == {"axis_type": "angle", "scale": 90.0, "units": "degree"}
+    assert ds.ome.scale["angle"] == 90.0 and ds.ome.translation["angle"] == 45.0
+    xoz.to_ome_zarr(ds, tmp_path / "same.ome.zarr")
+    assert transforms(tmp_path / "same.ome.zarr") == transforms(tmp_path / "a.ome.zarr")
+    assert ome_multiscale(tmp_path / "same.ome.zarr")["axes"][0] == {
+        "name": "angle",
+        "type": "angle",
+        "unit": "degree",
+    }
+    picked = ds.sel(angle=[135.0, 225.0])
+    xoz.to_ome_zarr(picked, tmp_path / "b.ome.zarr")
+    assert transforms(tmp_path / "b.ome.zarr")[1][0] == 135.0
+    again = xr.open_dataset(tmp_path / "b.ome.zarr", engine="ome-zarr")
+    xr.testing.assert_identical(again["angle"], picked["angle"])
+
+
+def test_ome_zarr_py_custom_axis(tmp_path):
+    """ome-zarr-py 0.18 writes a custom axis as ``type: custom`` with its scale."""
+    writer = pytest.importorskip("ome_zarr.writer")
+    path = tmp_path / "omz.ome.zarr"
+    root = zarr.open_group(path, mode="w", zarr_format=3)
+    axes = [{"name": "angle", "type": "angle"}, {"name": "y", "type": "space"}]
+    axes.append({"name": "x", "type": "space"})
+    data = np.arange(4 * 16 * 16, dtype="u1").reshape(4, 16, 16)
+    writer.write_image(data, root, axes=axes, scale={"angle": 90.0, "y": 0.5, "x": 0.5})
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    np.testing.assert_array_equal(tree["scale0"]["angle"].values, [0.0, 90.0, 180.0, 270.0])
+    assert tree["scale0"]["angle"].attrs["axis_type"] == "custom"
+    xoz.to_ome_zarr(tree["scale0"].to_dataset().isel(angle=slice(2, None)), tmp_path / "b.zarr")
+    scale, translation = transforms(tmp_path / "b.zarr")
+    assert (scale[0], translation[0]) == (90.0, 180.0)
+
+
+def test_a_dropped_coordinate_keeps_its_stored_geometry(tmp_path):
+    angle_store(tmp_path / "a.ome.zarr")
+    for drop in ("y", "angle"):
+        ds = xr.open_dataset(tmp_path / "a.ome.zarr", engine="ome-zarr").drop_vars(drop)
+        xoz.to_ome_zarr(ds, tmp_path / f"{drop}.ome.zarr")
+        assert transforms(tmp_path / f"{drop}.ome.zarr") == transforms(tmp_path / "a.ome.zarr")
+        read = xr.open_dataset(tmp_path / "a.ome.zarr", engine="ome-zarr", drop_variables=drop)
+        xoz.to_ome_zarr(read, tmp_path / f"read-{drop}.ome.zarr")
+        assert transforms(tmp_path / f"read-{drop}.ome.zarr") == transforms(tmp_path / "a.ome.zarr")
+
+
+def test_a_dropped_coordinate_of_a_resized_axis_is_an_error(tmp_path):
+    angle_store(tmp_path / "a.ome.zarr")
+    ds = xr.open_dataset(tmp_path / "a.ome.zarr", engine="ome-zarr")
+    cropped = ds.drop_vars("y").isel(y=slice(2, 5))
+    with pytest.raises(
+        xoz.OmeZarrError, match=r"axis 'y' has no coordinate and 3 pixels.*stored level's 6"
+    ) as info:
+        xoz.to_ome_zarr(cropped, tmp_path / "b.ome.zarr")
+    assert info.value.store is not None
+    assert not (tmp_path / "b.ome.zarr").exists()
+    # a pyramid from it too: the length of level 0 is what is checked
+    with pytest.raises(xoz.OmeZarrError, match="no coordinate"):
+        xoz.to_ome_zarr(cropped, tmp_path / "c.ome.zarr", scale_factors=[2])
+
+
+# ---- exact stored numbers --------------------------------------------------------------------
+def test_rewriting_keeps_the_stored_numbers_exactly(tmp_path):
+    ngff_zarr = pytest.importorskip("ngff_zarr")
+    data = np.arange(3 * 64 * 48, dtype=np.uint16).reshape(3, 64, 48)
+    image = ngff_zarr.to_ngff_image(
+        data,
+        dims=["z", "y", "x"],
+        scale={"z": 0.1 + 0.2, "y": 0.325, "x": 0.325},
+        translation={"z": 12.7, "y": 87654.321, "x": -3.3},
+    )
+    source = tmp_path / "ngff.ome.zarr"
+    ngff_zarr.to_ngff_zarr(
+        source, ngff_zarr.to_multiscales(image, scale_factors=[2]), version="0.5"
+    )
+    stored = [transforms(source, i) for i in range(2)]
+    assert stored[0][0][0] == 0.30000000000000004  # not a short decimal: kept as it is
+    xoz.to_ome_zarr(xr.open_datatree(source, engine="ome-zarr"), tmp_path / "tree.ome.zarr")
+    assert [transforms(tmp_path / "tree.ome.zarr", i) for i in range(2)] == stored
+    level = xr.open_dataset(source, engine="ome-zarr", level=0)
+    xoz.to_ome_zarr(level, tmp_path / "level.ome.zarr")
+    assert transforms(tmp_path / "level.ome.zarr") == stored[0]
+    # materialised coordinates (numpy values, as after a computation) agree just as well
+    plain = level.assign_coords({d: np.asarray(level[d].values) for d in ("z", "y", "x")})
+    xoz.to_ome_zarr(plain, tmp_path / "plain.ome.zarr")
+    assert transforms(tmp_path / "plain.ome.zarr") == stored[0]
+    # moved coordinates are read off the coordinates
+    cropped = level.isel(y=slice(10, None))
+    xoz.to_ome_zarr(cropped, tmp_path / "crop.ome.zarr")
+    scale, translation = transforms(tmp_path / "crop.ome.zarr")
+    assert scale == stored[0][0]
+    assert translation[1] == pytest.approx(87654.321 + 10 * 0.325, abs=1e-9)
+    shifted = level.assign_coords(x=level["x"] + 1e-3 * 0.325)
+    xoz.to_ome_zarr(shifted, tmp_path / "shift.ome.zarr")
+    assert transforms(tmp_path / "shift.ome.zarr")[1][2] != stored[0][1][2]
