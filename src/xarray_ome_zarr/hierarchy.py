@@ -23,6 +23,7 @@ import numpy as np
 import zarr
 
 from . import _compat
+from .consolidated import true_labels
 from .errors import OmeZarrError, OmeZarrWarning
 from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
 from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
@@ -285,6 +286,8 @@ class Walker:
         self.strict = strict
         #: Judge the documents alone: no array or group they name is opened or required.
         self.metadata_only = metadata_only
+        #: ``labels`` groups probed in the store beside a consolidated root, by store path
+        self.probes: dict[str, Any] = {}
 
     @property
     def thorough(self) -> bool:
@@ -480,6 +483,8 @@ class Walker:
             return
         paths = [lv.path for m in multiscales for lv in m.levels]
         *members, labels = fetch_members(group, [*paths, "labels"])
+        if not label:  # a consolidated listing may miss labels added later
+            labels = true_labels(group, labels, self.probes.get(join(group.path, "labels")))
         start = 0
         for m, multiscale in enumerate(multiscales):
             count = len(multiscale.levels)

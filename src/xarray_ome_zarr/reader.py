@@ -456,6 +456,7 @@ def open_ome_groups(
             strict=strict,
             coordinate_system=coordinate_system,
         )
+        reader.walker.probes = opened.probes
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
     except BaseException:
         opened.close()

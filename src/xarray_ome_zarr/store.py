@@ -16,7 +16,7 @@ import os
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +25,7 @@ import zarr
 from zarr.abc.store import Store
 
 from ._compat import sync
+from .consolidated import is_consolidated, open_with_probes, reading_policy
 from .errors import OmeZarrError, OmeZarrWarning
 
 __all__ = [
@@ -59,6 +60,9 @@ class OpenedStore:
     group: zarr.Group
     name: str
     close: Callable[[], None]
+    #: Children probed in the store itself beside a consolidated root, by their path in the
+    #: store (see :mod:`.consolidated`).
+    probes: dict[str, Any] = field(default_factory=dict)
 
 
 def _noop() -> None:
@@ -324,8 +328,11 @@ def open_root(
     mode
         The zarr access mode.
     consolidated
-        Use consolidated metadata: ``None`` when present (one request for the whole
-        hierarchy's metadata), ``True`` require it, ``False`` ignore it.
+        Use consolidated metadata: ``None`` when present in a remote store (one request
+        for the whole hierarchy's metadata; locally it buys nothing and is not used),
+        ``True`` require it, ``False`` ignore it. Where it is used, the root's ``labels``
+        group is probed in the store in the same round trip (``OpenedStore.probes``): a
+        consolidated listing is a cache, not the truth.
 
     Raises
     ------
@@ -336,6 +343,7 @@ def open_root(
     name = store_name(obj, storage_options)
     close: Callable[[], None] = _noop
     store = None
+    probes: dict[str, Any] = {}
     try:
         if isinstance(obj, zarr.Group):
             root = obj
@@ -343,9 +351,17 @@ def open_root(
             store, name, close = open_store(
                 obj, storage_options=storage_options, read_only=mode == "r"
             )
-            root = _open_group(store, mode, consolidated, name)
+            use_consolidated = reading_policy(store, consolidated)
+            if use_consolidated is False:
+                root = _open_group(store, mode, use_consolidated, name)
+            else:  # the OME children other tools add later, probed in the same round trip
+                path = (group or "").strip("/")
+                root, found = open_with_probes(
+                    lambda: _open_group(store, mode, use_consolidated, name), store, path
+                )
+                probes = {f"{path}/{child}".strip("/"): v for child, v in found.items()}
         if group and group.strip("/"):
-            node = root[group.strip("/")]
+            node = _member_group(root, group.strip("/"))
             if not isinstance(node, zarr.Group):
                 parent = "/" + group.strip("/").rpartition("/")[0]
                 raise OmeZarrError.at(
@@ -377,7 +393,19 @@ def open_root(
     except Exception as err:
         close()
         raise OmeZarrError(f"store {name!r}: cannot open ({describe_error(err)})") from err
-    return OpenedStore(root, name, close)
+    return OpenedStore(root, name, close, probes)
+
+
+def _member_group(root: zarr.Group, path: str) -> Any:
+    """The member at ``path``; one a consolidated listing lacks is read from the store."""
+    try:
+        return root[path]
+    except KeyError:
+        if not is_consolidated(root):
+            raise
+    return zarr.open_group(
+        root.store, path=f"{root.path}/{path}".strip("/"), mode="r", use_consolidated=False
+    )
 
 
 def _parent_name(obj: Any) -> str:

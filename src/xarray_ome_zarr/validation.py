@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import zarr
 
+from .consolidated import disagreements
 from .errors import OmeZarrError
-from .hierarchy import Findings, Problem, Walker
+from .hierarchy import ROOT_KEY, Findings, Problem, Walker
 from .ngff.emit import normalize_unit
 from .ngff.model import Multiscale, NodeMeta
 from .store import open_root
@@ -123,7 +124,11 @@ def validate(
         checker = _Checker(
             findings, strict=strict, read_chunks=read_chunks, metadata_only=metadata_only
         )
+        checker.probes = opened.probes
         checker.walk(opened.group)
+        if not metadata_only:
+            for node, message in disagreements(opened.group.store, opened.group.path):
+                findings.add(node, ROOT_KEY, message, "warning")
         return findings.problems
     finally:
         opened.close()

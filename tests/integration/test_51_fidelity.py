@@ -268,3 +268,86 @@ def test_rewriting_keeps_the_stored_numbers_exactly(tmp_path):
     shifted = level.assign_coords(x=level["x"] + 1e-3 * 0.325)
     xoz.to_ome_zarr(shifted, tmp_path / "shift.ome.zarr")
     assert transforms(tmp_path / "shift.ome.zarr")[1][2] != stored[0][1][2]
+
+
+# ---- a consolidated listing is a cache, not the truth ------------------------------------------
+def consolidated_image_with_late_labels(path, version: str) -> None:
+    """ngff-zarr 0.50 writes consolidated metadata (0.5: in zarr.json; 0.4: .zmetadata);
+    ome-zarr-py 0.18 ``write_labels`` then adds a label image without consolidating again."""
+    ngff_zarr = pytest.importorskip("ngff_zarr")
+    ome_writer = pytest.importorskip("ome_zarr.writer")
+    ome_format = pytest.importorskip("ome_zarr.format")
+    data = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32)
+    image = ngff_zarr.to_ngff_image(data, dims=["y", "x"], scale={"y": 0.5, "x": 0.5})
+    multiscales = ngff_zarr.to_multiscales(image, scale_factors=[2])
+    ngff_zarr.to_ngff_zarr(path, multiscales, version=version)
+    if version == "0.5":
+        assert "consolidated_metadata" in json.loads((path / "zarr.json").read_text())
+    else:
+        assert (path / ".zmetadata").is_file()
+    fmt = ome_format.FormatV05() if version == "0.5" else ome_format.FormatV04()
+    root = zarr.open_group(path, mode="r+", use_consolidated=False)
+    labels = (data % 7).astype(np.uint8)
+    ome_writer.write_labels(labels, root, name="late", axes="yx", fmt=fmt, scale_factors=[2])
+
+
+@pytest.fixture(params=["0.4", "0.5"])
+def late_labels(request, tmp_path):
+    path = tmp_path / f"late-{request.param}.ome.zarr"
+    consolidated_image_with_late_labels(path, request.param)
+    return path
+
+
+def test_labels_added_after_consolidation_are_found(late_labels):
+    tree = xr.open_datatree(late_labels, engine="ome-zarr")
+    assert list(tree["labels"].children) == ["late"]
+    (label,) = tree["labels/late/scale0"].data_vars.values()
+    assert label.dtype == np.uint8
+    ds = xr.open_dataset(late_labels, engine="ome-zarr", group="labels/late")
+    (opened,) = ds.data_vars.values()
+    np.testing.assert_array_equal(opened.values, label.values)
+    # consolidated=True: the consolidated listing is used, and still checked for labels
+    tree = xr.open_datatree(late_labels, engine="ome-zarr", consolidated=True)
+    assert list(tree["labels"].children) == ["late"]
+    tree = xr.open_datatree(late_labels, engine="ome-zarr", consolidated=False)
+    assert list(tree["labels"].children) == ["late"]
+
+
+def test_consolidated_true_requires_consolidated_metadata(tmp_path):
+    write_hand_image(tmp_path / "plain.ome.zarr", "0.5")
+    with pytest.raises(xoz.OmeZarrError, match="plain.ome.zarr"):
+        xr.open_dataset(tmp_path / "plain.ome.zarr", engine="ome-zarr", consolidated=True)
+
+
+def test_validate_warns_when_consolidated_metadata_is_stale(late_labels):
+    problems = xoz.validate(late_labels)
+    stale = [p for p in problems if "consolidated" in p.message]
+    assert stale and all(p.severity == "warning" for p in stale)
+    assert any("labels" in p.message for p in stale)
+    assert not [p for p in problems if p.severity == "error"]
+
+
+def test_validate_is_quiet_about_fresh_consolidated_metadata(tmp_path):
+    tree = xr.DataTree.from_dict({"/scale0": small_image().to_dataset()})
+    for version in ("0.4", "0.5"):
+        path = tmp_path / f"{version}.ome.zarr"
+        xoz.to_ome_zarr(tree, path, version=version, consolidated=True)
+        assert not [p for p in xoz.validate(path) if "consolidated" in p.message]
+
+
+def test_late_labels_over_http_cost_no_round_trip_when_fresh(late_labels, tmp_path):
+    from ..servers import copy_tree, http_server
+
+    site = tmp_path / "site"
+    copy_tree(late_labels, site / "late.ome.zarr")
+    fresh = site / "fresh.ome.zarr"
+    xoz.to_ome_zarr(xr.open_datatree(late_labels, engine="ome-zarr"), fresh, consolidated=True)
+    with http_server(site, delay=0.05) as server:
+        tree = xr.open_datatree(f"{server.url}/late.ome.zarr", engine="ome-zarr")
+        assert list(tree["labels"].children) == ["late"]
+        server.clear()
+        tree = xr.open_datatree(f"{server.url}/fresh.ome.zarr", engine="ome-zarr")
+        assert list(tree["labels"].children) == ["late"]
+        # one wave: the root and its labels group, probed together; the rest is consolidated
+        assert len(server.rounds()) == 1, server.paths()
+        assert not server.chunk_requests()

@@ -265,8 +265,9 @@ def test_consolidated_metadata_saves_requests(site, served, version):
     tree = xr.open_datatree(f"{served.url}/cons-{version}.zarr", engine="ome-zarr")
     consolidated = len(served.requests)
     assert consolidated < plain
-    # one concurrent probe of the root (zarr.json, .zgroup, .zattrs, .zmetadata), nothing more
-    assert consolidated <= 4, served.paths()
+    # one wave: the root probed for both zarr formats (4 documents) and its labels group in
+    # the store itself (a consolidated listing may miss labels added later): 8 at most
+    assert consolidated <= 8, served.paths()
     xr.testing.assert_identical(tree.load(), local_tree(site, version).load())
 
 

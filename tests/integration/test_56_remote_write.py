@@ -405,7 +405,9 @@ def test_opening_a_consolidated_store_costs_one_round_trip(tmp_path, version):
         server.clear()
         tree = xr.open_datatree(f"{server.url}/cons.ome.zarr", engine="ome-zarr")
         assert len(server.rounds()) == 1 < plain_rounds  # the root probe, nothing more
-        assert len(server.requests) <= 4 < plain_requests, server.paths()
+        # the root's 4 documents and, in the same wave, its labels group's: a consolidated
+        # listing may miss labels added later
+        assert len(server.requests) <= 8 < plain_requests, server.paths()
         assert not server.chunk_requests()
         assert_same_tree(tree, plain)
 

@@ -33,6 +33,7 @@ LAYERS = {
     "systems": 3,
     # 4: storage, arrays and the walk of a stored hierarchy
     "store": 4,
+    "consolidated": 4,
     "ozx": 4,
     "targets": 4,
     "compression": 4,
