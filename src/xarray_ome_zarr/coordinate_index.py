@@ -409,7 +409,7 @@ class PixelCentreIndex(CoordinateTransformIndex):
                     pos = (float(stop) - t.value(0)) / t.spacing
                     last = int(np.clip(np.nan_to_num(np.floor(pos + 0.5), nan=-1), -1, n - 1))
             return slice(first, max(first, last + 1), step)
-        if t.spacing > 0:
+        if t.spacing > 0 or n <= 1:  # one pixel has no direction: increasing, as in pandas
             lo = 0 if start is None else int(self._count_below(np.float64(start), strict=True))
             hi = n if stop is None else int(self._count_below(np.float64(stop), strict=False))
         else:  # decreasing: the mirror image of an increasing axis (negation is exact)

@@ -141,6 +141,15 @@ def test_user_slices_keep_both_ends() -> None:
     assert isinstance(got.xindexes["x"], PixelCentreIndex)
 
 
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (None, 1.0), (1.0, None), (1.0, 0.0)])
+def test_reversed_single_pixel_selects_as_pandas(bounds) -> None:
+    """One pixel has no direction: a reversing isel leaves label slices as pandas does them
+    (found by the property test: slice(0.0, 1.0) gave nothing on a reversed one-pixel axis)."""
+    lazy, eager = pair(1, 1.0, 1.0)
+    lazy, eager = lazy.isel(x=slice(None, None, -1)), eager.isel(x=slice(None, None, -1))
+    same(lazy.sel(x=slice(*bounds)), eager.sel(x=slice(*bounds)))
+
+
 def test_label_matches_within_a_fraction_of_a_pixel() -> None:
     lazy, _ = pair(10, 0.325, 0.0)
     assert lazy.sel(x=0.975).item() == 30  # 0.325 * 3 is 0.9750000000000001
