@@ -219,7 +219,7 @@ def _corrupt_document(store: Any, name: str) -> OmeZarrError | None:
         try:
             json.loads(found.to_bytes())
         except ValueError as err:
-            reason = f"not valid JSON ({err})"
+            reason = f"cannot open: not valid JSON ({err})"
             return OmeZarrError.at(reason, store=name, node="/", key=key)
     return None
 
@@ -365,7 +365,7 @@ def open_root(
             if not isinstance(node, zarr.Group):
                 parent = "/" + group.strip("/").rpartition("/")[0]
                 raise OmeZarrError.at(
-                    f"is a zarr array, not a group; its image is the parent group {parent!r}",
+                    f"is an array, not a group; its image is the parent group {parent!r}",
                     store=name,
                     node=group,
                 )
@@ -382,7 +382,7 @@ def open_root(
     except zarr.errors.ContainsArrayError as err:
         close()
         raise OmeZarrError.at(
-            f"is a zarr array, not a group; its image is the parent group {_parent_name(obj)!r}",
+            f"is an array, not a group; its image is the parent group {_parent_name(obj)!r}",
             store=name,
             node="/",
         ) from err

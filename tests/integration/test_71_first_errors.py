@@ -41,7 +41,7 @@ def cells(tmp_path_factory) -> Path:
 
 
 def test_an_array_where_a_group_was_expected(cells):
-    line = one_error_line(cli("info", cells / "0"), "is a zarr array, not a group")
+    line = one_error_line(cli("info", cells / "0"), "is an array, not a group")
     assert f"its image is the parent group {str(cells)!r}" in line
     with pytest.raises(OmeZarrError, match="its image is the parent group '/'") as caught:
         xr.open_dataset(cells, engine="ome-zarr", group="0")

@@ -89,7 +89,8 @@ def test_a_local_directory_opens(hierarchy, form):
 
 def test_a_group_inside_opens_and_an_array_is_not_a_group(hierarchy):
     assert open_root(hierarchy, group="/labels/").group.path == "labels"
-    with pytest.raises(OmeZarrError, match=r"node '0': is an array, not a group") as info:
+    parent = r"node '/0': is an array, not a group; its image is the parent group '/'"
+    with pytest.raises(OmeZarrError, match=parent) as info:
         open_root(hierarchy, group="0")
     assert str(hierarchy) in str(info.value)
     with pytest.raises(OmeZarrError, match=r"no group 'nothing'"):
