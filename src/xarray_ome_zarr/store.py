@@ -207,7 +207,6 @@ def missing_extra(err: ImportError, url: str, name: str) -> OmeZarrError:
 def _corrupt_document(store: Any, name: str) -> OmeZarrError | None:
     """The root metadata document that is not valid JSON, named with the error's position."""
     from zarr.core.buffer import default_buffer_prototype
-    from zarr.core.sync import sync
 
     for key in ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"):
         try:
