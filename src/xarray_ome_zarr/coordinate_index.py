@@ -340,6 +340,32 @@ class PixelCentreIndex(CoordinateTransformIndex):
             hi = np.where(moving & ~ok, mid, hi)
         return (lo + 1).astype(np.int64)
 
+    def _count_below_one(self, label: float, strict: bool) -> int:
+        """``_count_below`` of one label in plain Python floats: a slice's ends.
+
+        The same values bit for bit (``value`` computes what ``forward`` does), without
+        numpy's per-call overhead on scalars (a slice ``.sel`` was 3x slower than pandas).
+        """
+        t, n = self.transform, self.size
+        if n == 0 or math.isnan(label):
+            return 0
+        first = t.value(0)
+        position = (label - first) / t.spacing if t.spacing else math.inf
+        if math.isfinite(position):
+            k = min(max(math.floor(position), -1), n - 1)
+        else:
+            k = n - 1 if label > first else -1
+
+        def below(value: float) -> bool:
+            return value < label if strict else value <= label
+
+        # the estimate is off by a pixel at most through rounding: walk to the exact count
+        while k + 1 < n and below(t.value(k + 1)):
+            k += 1
+        while k >= 0 and not below(t.value(k)):
+            k -= 1
+        return k + 1
+
     def _positions(
         self, labels: np.ndarray, method: str | None, tolerance: Any
     ) -> np.ndarray | None:
@@ -410,16 +436,16 @@ class PixelCentreIndex(CoordinateTransformIndex):
                     last = int(np.clip(np.nan_to_num(np.floor(pos + 0.5), nan=-1), -1, n - 1))
             return slice(first, max(first, last + 1), step)
         if t.spacing > 0 or n <= 1:  # one pixel has no direction: increasing, as in pandas
-            lo = 0 if start is None else int(self._count_below(np.float64(start), strict=True))
-            hi = n if stop is None else int(self._count_below(np.float64(stop), strict=False))
+            lo = 0 if start is None else self._count_below_one(float(start), strict=True)
+            hi = n if stop is None else self._count_below_one(float(stop), strict=False)
         else:  # decreasing: the mirror image of an increasing axis (negation is exact)
             mirror = self._new(
                 PixelCentreTransform(
                     n, -t.scale, -t.translation, t.dim, offset=t.offset, step=t.step
                 )
             )
-            lo = 0 if start is None else int(mirror._count_below(-np.float64(start), True))
-            hi = n if stop is None else int(mirror._count_below(-np.float64(stop), False))
+            lo = 0 if start is None else mirror._count_below_one(-float(start), strict=True)
+            hi = n if stop is None else mirror._count_below_one(-float(stop), strict=False)
         return slice(lo, max(lo, hi), step)
 
     # ---- alignment and concatenation --------------------------------------------------
