@@ -31,7 +31,7 @@ from .hierarchy import (
     with_first_multiscale,
 )
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
-from .limits import MAX_DASK_BLOCKS, dask_chunks
+from .ngff.limits import MAX_DASK_BLOCKS, dask_chunks
 from .ngff.model import TYPE_BY_NAME, Multiscale, NodeMeta, Omero
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import is_06

@@ -234,7 +234,7 @@ def test_mosaic_reads_only_what_a_selection_touches(tmp_path: Path) -> None:
 
 
 def test_mosaic_with_chunks_stays_a_bounded_graph(tmp_path: Path) -> None:
-    from xarray_ome_zarr.limits import MAX_DASK_BLOCKS
+    from xarray_ome_zarr.ngff.limits import MAX_DASK_BLOCKS
 
     path = metadata_only_mosaic(tmp_path / "mosaic.ome.zarr")
     with pytest.warns(xoz.OmeZarrWarning, match="chunks=\\{\\} gives dask blocks"):

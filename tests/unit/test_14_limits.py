@@ -7,7 +7,7 @@ import math
 import pytest
 
 from xarray_ome_zarr import OmeZarrError
-from xarray_ome_zarr.limits import MAX_DASK_BLOCKS, MAX_LEVELS, check_list_lengths, dask_chunks
+from xarray_ome_zarr.ngff.limits import MAX_DASK_BLOCKS, MAX_LEVELS, check_list_lengths, dask_chunks
 from xarray_ome_zarr.ngff.parse import parse_node
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
-from ..limits import check_list_lengths
+from .limits import check_list_lengths
 from .model import (
     IMPLIED_AXES,
     READ_VERSIONS,

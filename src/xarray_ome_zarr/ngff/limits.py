@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import OmeZarrError
+from ..errors import OmeZarrError
 
 #: Datasets (resolution levels) in one multiscale: each halves the image at least.
 MAX_LEVELS = 64
