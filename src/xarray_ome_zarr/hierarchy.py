@@ -29,6 +29,7 @@ from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
 from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
 from .ngff.v06 import DEV_VERSIONS, SPELLING_RULE, is_06, normalise_spelling, scene_image_paths
+from .store import corrupt_document
 from .transforms import level_geometry
 
 Severity = Literal["error", "warning"]
@@ -96,11 +97,29 @@ def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     """Open several members of ``group`` at once: one round trip's latency over a network.
 
     Each result is a ``zarr.Array``, a ``zarr.Group``, or the exception opening it raised
-    (``KeyError`` for a missing member, others for unreadable metadata).
+    (``KeyError`` for a missing member, others for unreadable metadata; a metadata
+    document that is not valid JSON is a :class:`CorruptDocument` naming it).
     """
     if not paths:
         return []
-    return _compat.fetch_members(group, paths)
+    members = _compat.fetch_members(group, paths)
+    return [_named_if_corrupt(group, p, m) for p, m in zip(paths, members, strict=True)]
+
+
+class CorruptDocument(ValueError):
+    """A member's metadata document that is not valid JSON: its key and the JSON position."""
+
+
+def _named_if_corrupt(group: zarr.Group, path: str, member: Any) -> Any:
+    """``member``, or where it failed on invalid JSON, the error naming the document."""
+    if not isinstance(member, ValueError) or isinstance(member, OmeZarrError):
+        return member
+    prefix = f"{group.path.strip('/')}/{path.strip('/')}".strip("/")
+    found = corrupt_document(group.store, prefix)
+    if found is None:
+        return member
+    key, err = found
+    return CorruptDocument(f"{key!r} is not valid JSON ({err})")
 
 
 def _is_missing(err: Exception, path: str) -> bool:
@@ -455,6 +474,8 @@ class Walker:
         if isinstance(member, Exception):
             if _is_missing(member, path):
                 message = f"{path!r} names no group in the store"
+            elif isinstance(member, CorruptDocument):
+                message = f"cannot read group {path!r}: {member}"
             else:
                 message = f"cannot read group {path!r} ({type(member).__name__}: {member})"
             self.findings.error(node, key, message, cause=member)
@@ -496,6 +517,12 @@ class Walker:
                 out.levels = tuple(arrays.values())
                 out.meta = meta = with_first_multiscale(meta, multiscale)
             self.check_image(meta, multiscale, m, arrays, node)
+        if isinstance(labels, Exception) and not _is_missing(labels, "labels"):
+            # a labels group that is there but unreadable is reported, never taken for none
+            try:
+                self.member_group(labels, "labels", node, "labels")
+            except OmeZarrError as err:
+                self.findings.broken(node, "labels", join(node, "labels"), err)
         if isinstance(labels, zarr.Group):
             child = self.walk(labels, join(node, "labels"), role="labels")
             if child is not None:
@@ -593,6 +620,8 @@ class Walker:
         if isinstance(member, Exception):
             if _is_missing(member, path):
                 message = f"{path!r} names no array in the store"
+            elif isinstance(member, CorruptDocument):
+                message = f"cannot read the metadata of array {path!r}: {member}"
             else:
                 name = type(member).__name__
                 message = f"cannot read the metadata of array {path!r} ({name}: {member})"

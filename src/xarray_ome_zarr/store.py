@@ -204,11 +204,17 @@ def missing_extra(err: ImportError, url: str, name: str) -> OmeZarrError:
     )
 
 
-def _corrupt_document(store: Any, name: str) -> OmeZarrError | None:
-    """The root metadata document that is not valid JSON, named with the error's position."""
+def corrupt_document(store: Any, prefix: str = "") -> tuple[str, ValueError] | None:
+    """The first metadata document of the node at ``prefix`` that is not valid JSON.
+
+    Returns its key in the store and the JSON error (which gives the position), or ``None``
+    where every document there parses (or none can be read).
+    """
     from zarr.core.buffer import default_buffer_prototype
 
-    for key in ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"):
+    base = prefix.strip("/")
+    for document in ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"):
+        key = f"{base}/{document}" if base else document
         try:
             found = sync(store.get(key, prototype=default_buffer_prototype()))
         except Exception:
@@ -218,9 +224,17 @@ def _corrupt_document(store: Any, name: str) -> OmeZarrError | None:
         try:
             json.loads(found.to_bytes())
         except ValueError as err:
-            reason = f"cannot open: not valid JSON ({err})"
-            return OmeZarrError.at(reason, store=name, node="/", key=key)
+            return key, err
     return None
+
+
+def _corrupt_document(store: Any, name: str) -> OmeZarrError | None:
+    """The root metadata document that is not valid JSON, named with the error's position."""
+    found = corrupt_document(store)
+    if found is None:
+        return None
+    key, err = found
+    return OmeZarrError.at(f"cannot open: not valid JSON ({err})", store=name, node="/", key=key)
 
 
 def _reference_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import xarray_ome_zarr as xoz
-from xarray_ome_zarr import OmeZarrError
+from xarray_ome_zarr import OmeZarrError, OmeZarrWarning
 
 CLI = [sys.executable, "-m", "xarray_ome_zarr.cli"]
 
@@ -66,6 +66,32 @@ def test_corrupt_json_names_the_file_and_the_position(tmp_path, version, documen
     with pytest.raises(OmeZarrError) as caught:
         xr.open_datatree(path, engine="ome-zarr")
     assert caught.value.key == document
+
+
+@pytest.mark.parametrize(
+    ("version", "document"),
+    [("0.5", "1/zarr.json"), ("0.4", "1/.zarray"), ("0.5", "labels/zarr.json")],
+)
+def test_corrupt_json_below_the_root_names_the_file(tmp_path, version, document):
+    """A level's or child group's document that is not JSON: named, with the position."""
+    path = tmp_path / "bad.ome.zarr"
+    image = xr.DataArray(np.zeros((8, 8), "uint8"), dims=("y", "x"))
+    tree = xoz.to_multiscale(image, [2])
+    tree["labels/cells"] = xoz.to_multiscale(image.astype("uint16"), [2])
+    xoz.to_ome_zarr(tree, path, version=version)
+    (path / document).write_text((path / document).read_text()[:30])
+    words = (repr(document), "is not valid JSON", "line ", "column ")
+    if document.startswith("labels"):  # a broken child is left out with a warning
+        with pytest.warns(OmeZarrWarning) as caught:
+            xr.open_datatree(path, engine="ome-zarr")
+        texts = [str(w.message) for w in caught if issubclass(w.category, OmeZarrWarning)]
+    else:
+        with pytest.raises(OmeZarrError) as raised:
+            xr.open_datatree(path, engine="ome-zarr")
+        texts = [str(raised.value)]
+    assert any(all(word in text for word in words) for text in texts), texts
+    problems = [p.message for p in xoz.validate(path)]
+    assert any(all(word in text for word in words) for text in problems), problems
 
 
 def _sabotage_staging(block: np.ndarray, target: Path) -> np.ndarray:
