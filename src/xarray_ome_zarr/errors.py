@@ -8,7 +8,7 @@ id of the rule concerned where there is one (the ids of ``docs/errors.md``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 def where(store: object, node: str) -> str:
@@ -33,7 +33,7 @@ def located_message(
 
 
 class _Located:
-    """Location fields shared by the error and the warning."""
+    """Location fields and constructors shared by the error and the warning."""
 
     store: str | None
     node: str | None
@@ -41,20 +41,36 @@ class _Located:
     reason: str
     rule: str | None
 
-    def _locate(
+    def __init__(
         self,
         message: str,
-        store: object,
-        node: str | None,
-        key: str | None,
-        reason: str | None,
-        rule: str | None,
+        *,
+        store: object = None,
+        node: str | None = None,
+        key: str | None = None,
+        reason: str | None = None,
+        rule: str | None = None,
     ) -> None:
+        super().__init__(message)  # type: ignore[call-arg]  # next in the MRO: the exception
         self.store = None if store is None else str(store)
         self.node = None if node is None else "/" + node.strip("/")
         self.key = key
         self.reason = message if reason is None else reason
         self.rule = rule
+
+    @classmethod
+    def at(
+        cls,
+        reason: str,
+        *,
+        store: object = None,
+        node: str | None = None,
+        key: str | None = None,
+        rule: str | None = None,
+    ) -> Self:
+        """An instance whose message is composed from its location and ``reason``."""
+        message = located_message(reason, store=store, node=node, key=key)
+        return cls(message, store=store, node=node, key=key, reason=reason, rule=rule)
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -65,6 +81,11 @@ class _Located:
             "rule": self.rule,
         }
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle their args only; keep the fields (dask.distributed workers raise
+        # these errors in another process).
+        return (_rebuild, (type(self), str(self), self._fields()))
+
 
 class OmeZarrError(_Located, ValueError):
     """Something about an OME-Zarr store, its metadata or a request is wrong.
@@ -72,6 +93,7 @@ class OmeZarrError(_Located, ValueError):
     The message names the store, the node inside it and the offending key or value; the
     same are attributes: ``store``, ``node`` (``"/"``-rooted), ``key``, each ``None`` where
     not known, ``reason`` (the message without its location) and ``rule`` (a rule id).
+    ``OmeZarrError.at(reason, store=, node=, key=)`` composes the message.
 
     Examples
     --------
@@ -82,33 +104,6 @@ class OmeZarrError(_Located, ValueError):
     ('/', 'plate/wells', 'must be a list')
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        store: object = None,
-        node: str | None = None,
-        key: str | None = None,
-        reason: str | None = None,
-        rule: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self._locate(message, store, node, key, reason, rule)
-
-    @classmethod
-    def at(
-        cls,
-        reason: str,
-        *,
-        store: object = None,
-        node: str | None = None,
-        key: str | None = None,
-        rule: str | None = None,
-    ) -> OmeZarrError:
-        """An error whose message is composed from its location and ``reason``."""
-        message = located_message(reason, store=store, node=node, key=key)
-        return cls(message, store=store, node=node, key=key, reason=reason, rule=rule)
-
     def in_store(self, store: object) -> OmeZarrError:
         """This error with the store named in front (for errors raised before it was known).
 
@@ -118,11 +113,6 @@ class OmeZarrError(_Located, ValueError):
         fields = {**self._fields(), "store": store}
         return type(self)(f"store {str(store)!r}, {self}", **fields)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Exceptions pickle their args only; keep the fields (dask.distributed workers raise
-        # these errors in another process).
-        return (_rebuild, (type(self), str(self), self._fields()))
-
 
 def _rebuild(cls: type[Any], message: str, fields: dict[str, Any]) -> Any:
     return cls(message, **fields)
@@ -131,36 +121,6 @@ def _rebuild(cls: type[Any], message: str, fields: dict[str, Any]) -> Any:
 class OmeZarrWarning(_Located, UserWarning):
     """Metadata that is wrong but does not affect the pixels or their coordinates.
 
-    Carries the same ``store``, ``node``, ``key``, ``reason`` and ``rule`` attributes as
-    :class:`OmeZarrError`.
+    Carries the same ``store``, ``node``, ``key``, ``reason`` and ``rule`` attributes, and
+    the same ``at`` constructor, as :class:`OmeZarrError`.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        store: object = None,
-        node: str | None = None,
-        key: str | None = None,
-        reason: str | None = None,
-        rule: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self._locate(message, store, node, key, reason, rule)
-
-    @classmethod
-    def at(
-        cls,
-        reason: str,
-        *,
-        store: object = None,
-        node: str | None = None,
-        key: str | None = None,
-        rule: str | None = None,
-    ) -> OmeZarrWarning:
-        """A warning whose message is composed from its location and ``reason``."""
-        message = located_message(reason, store=store, node=node, key=key)
-        return cls(message, store=store, node=node, key=key, reason=reason, rule=rule)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), str(self), self._fields()))
