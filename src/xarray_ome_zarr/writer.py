@@ -21,6 +21,7 @@ import xarray as xr
 from .chunking import aligned_chunks, chunked, default_chunks, grown_chunks
 from .compression import AUTO, compressors_for, default_compressors
 from .errors import OmeZarrError
+from .existing import look_at, node_path, resolve_mode
 from .layout import (
     PATH_ATTR,
     as_image_dataarray,
@@ -48,6 +49,7 @@ from .ngff.emit import (
 )
 from .ngff.parse import parse_node
 from .ngff.v06 import lost_in
+from .store import is_zip_path, store_name
 from .systems import SYSTEM_ATTR
 from .targets import ArrayPlan, Plan, make_target, write_to
 
@@ -621,7 +623,9 @@ def to_ome_zarr(
     obj: Any,
     store: Any,
     *,
-    version: str | float = "0.5",
+    mode: str | None = None,
+    group: str | None = None,
+    version: str | float | None = None,
     scale_factors: Sequence[int | Mapping[str, int]] | None = None,
     method: str | None = None,
     chunks: Any = None,
@@ -654,9 +658,22 @@ def to_ome_zarr(
     store
         A local path, an ``.ozx`` file (RFC-9 zip; local or at a URL), an fsspec URL
         (``s3://...``, any writable fsspec filesystem), a zarr store or a zarr group.
+    mode
+        As in xarray's ``to_zarr``: ``"w-"`` (default) creates, and refuses a store (or,
+        with ``group``, a node) that exists; ``"w"`` replaces it (``overwrite=True`` means
+        ``"w"``); ``"a"`` adds a node (``group``) into an existing store, creating the store
+        if there is none; ``"r+"`` changes the pixels of existing arrays only.
+    group
+        Where in the store the object goes (``"labels/nuclei"``, ``"B/3/0"``); default
+        the root. In a new store the groups above it are plain zarr groups. In an existing
+        OME-Zarr store, the node is checked against its place (a label image against its
+        image) and the listing that names it (the ``labels`` group's list, a well's
+        ``images``, a plate's ``wells``, ``rows`` and ``columns``) is updated after the
+        node is complete.
     version
-        ``"0.5"`` (zarr v3, default) or ``"0.4"`` (zarr v2); a float (``0.4``) is taken
-        as the string. An ``.ozx`` needs 0.5.
+        ``"0.5"`` (zarr v3, default for a new store) or ``"0.4"`` (zarr v2); a float
+        (``0.4``) is taken as the string. An ``.ozx`` needs 0.5. Writing into an existing
+        store takes the store's version (another one is an error).
     scale_factors
         Build a pyramid from the first level: one entry per new level, relative to the
         level before it (an int for every space axis, or a dict by dimension), as in
@@ -685,7 +702,7 @@ def to_ome_zarr(
     storage_options
         For fsspec URLs (``endpoint_url``, ``key``, ``secret``... for S3).
     overwrite
-        Replace an existing store; without it an existing store is an error.
+        Replace an existing store (``mode="w"``); without it an existing store is an error.
     progress
         Show a progress bar while the pixels are written: dask's ``ProgressBar``, or
         dask.distributed's progress bar when a ``Client`` is the current scheduler.
@@ -739,10 +756,38 @@ def to_ome_zarr(
             raise OmeZarrError("pass compressors= or the deprecated compressor=, not both")
         is_empty = isinstance(compressor, Sequence) and not isinstance(compressor, str)
         compressors = None if is_empty and not compressor else compressor
+    mode = resolve_mode(mode, overwrite)
+    path = node_path(group)
     obj = _as_image_input(obj, dims, scale, translation, units, channels, name)
     if method is not None and scale_factors is None:
         raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
-    version = check_version(_version_text(version))
+    asked = None if version is None else check_version(_version_text(version))
+    name_of_store = store_name(store, storage_options)
+    if mode == "r+":
+        raise OmeZarrError.at(
+            "mode='r+' changes the pixels of existing arrays only, and needs region= to say "
+            "where (not available yet); to replace the store pass mode='w'",
+            store=name_of_store,
+            key="mode",
+        )
+    existing = look_at(store, path, storage_options) if path or mode == "a" else None
+    if existing is not None and existing.exists:
+        if not path:
+            raise OmeZarrError.at(
+                "exists; mode='a' adds a node to it: pass group= (a label image "
+                "'labels/<name>', a well '<row>/<column>' or a field '<row>/<column>/<field>'); "
+                "appending along an axis needs append_dim= (not available yet)",
+                store=name_of_store,
+                key="mode",
+            )
+        raise OmeZarrError.at(
+            f"exists; writing into an existing store (group={path!r}, mode={mode!r}) is not "
+            "available yet",
+            store=name_of_store,
+            node=path,
+            key="group",
+        )
+    version = asked or "0.5"
     compressors_for(compressors, zarr_format_of(version), version)  # refuse bad names early
     options = Options(
         version,
@@ -754,14 +799,31 @@ def to_ome_zarr(
         chunks_per_shard=chunks_per_shard,
         encoding=encoding_by_variable(encoding, isinstance(obj, xr.DataTree)),
     )
+    if path and is_zip_path(store):
+        raise OmeZarrError.at(
+            "an .ozx file holds one hierarchy from its root: write the whole tree, without group=",
+            store=name_of_store,
+            key="group",
+        )
     target = make_target(
-        store, overwrite=overwrite, storage_options=storage_options, version=options.version
+        store, overwrite=mode == "w", storage_options=storage_options, version=options.version
     )
     try:
         plan = make_plan(obj, options)
     except OmeZarrError as err:
         raise err.in_store(target.name) from None
-    write_to(target, plan, progress=progress, consolidated=consolidated)
+    write_to(target, placed(plan, path), progress=progress, consolidated=consolidated)
+
+
+def placed(plan: Plan, path: str) -> Plan:
+    """``plan`` moved to ``path`` in a new store, under plain groups (no OME claim)."""
+    if not path:
+        return plan
+    parts = path.split("/")
+    groups: dict[str, dict[str, Any]] = {"/".join(parts[:i]): {} for i in range(len(parts))}
+    groups.update({_join(path, k): v for k, v in plan.groups.items()})
+    arrays = [dataclasses.replace(a, path=_join(path, a.path)) for a in plan.arrays]
+    return Plan(plan.version, groups, arrays)
 
 
 def _version_text(version: Any) -> Any:

@@ -41,6 +41,7 @@ LAYERS = {
     "array": 4,
     "direct_read": 4,
     "hierarchy": 4,
+    "existing": 4,
     # 5: reading, validating, building images and pyramids
     "reader": 5,
     "validation": 5,
