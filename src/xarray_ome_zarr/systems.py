@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from xarray.backends.common import BackendArray
+from xarray.core import indexing
 
 from .coordinate_index import pixel_centre_coordinates
 from .errors import OmeZarrError
@@ -144,6 +146,10 @@ def express_in(
             out = out.assign_coords(coordinate)
     out = out.assign_coords({k: v for k, v in coords.items() if not isinstance(v, xr.Coordinates)})
     order = [str(a["name"]) for a in system.axes if str(a["name"]) in out.dims]
+    for name in variables:
+        dims = [d for d in order if d in out[name].dims]
+        if list(out[name].dims) != dims:
+            out[name] = _reordered(out[name].variable, dims)
     out = out.transpose(*order)
     for name in variables:
         out[name].encoding = dict(ds[name].encoding)
@@ -152,6 +158,40 @@ def express_in(
             out[name].encoding["preferred_chunks"] = {renames.get(k, k): v for k, v in pref.items()}
     out.attrs = {**ds.attrs, SYSTEM_ATTR: target[1]}
     return out
+
+
+class _Reordered(BackendArray):
+    """A lazy variable read with its axes in another order.
+
+    ``Variable.transpose`` of a lazily opened array would do, but xarray (2026.9) then
+    fails on selections that are scalar on every axis (``IndexError`` from its
+    ``LazilyVectorizedIndexedArray``); here each selection is made in the stored order and
+    the pixels read are transposed.
+    """
+
+    __slots__ = ("variable", "dims", "shape", "dtype")
+
+    def __init__(self, variable: xr.Variable, dims: list[str]) -> None:
+        self.variable = variable
+        self.dims = tuple(dims)
+        self.shape = tuple(variable.sizes[d] for d in dims)
+        self.dtype = variable.dtype
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._outer
+        )
+
+    def _outer(self, key: tuple[Any, ...]) -> np.ndarray:
+        part = self.variable.isel(dict(zip(self.dims, key, strict=True)))
+        kept = [d for d in self.dims if d in part.dims]
+        return np.transpose(np.asarray(part.values), [part.dims.index(d) for d in kept])
+
+
+def _reordered(variable: xr.Variable, dims: list[str]) -> xr.Variable:
+    """``variable`` with its dims in the order ``dims``, still lazy."""
+    data = indexing.LazilyIndexedArray(_Reordered(variable, dims))
+    return xr.Variable(dims, data, attrs=variable.attrs, encoding=variable.encoding)
 
 
 def _extra(axis: Mapping[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,23 @@ def test_coordinate_system_map_axis_orders_dims_by_the_system(image):
     assert ds["img"].encoding["preferred_chunks"] == {"z": 4, "y": 8, "x": 6}
 
 
+def test_coordinate_system_map_axis_selects_like_numpy(image):
+    # xarray's own lazy transpose of a backend array fails on all-scalar selections
+    # (xarray 2026.9: IndexError from LazilyVectorizedIndexedArray), so the reordering is ours
+    path, pixels = image
+    ds = xr.open_dataset(path, engine="ome-zarr", coordinate_system="swapped")
+    expected = pixels.transpose(0, 2, 1)
+    assert ds["img"].isel(z=1, x=4, y=2).item() == expected[1, 4, 2]
+    assert ds["img"].sel(z=3.0, x=-2.0, y=11.0).item() == expected[1, 4, 2]
+    np.testing.assert_array_equal(ds["img"][1, [0, 5], 2:4].values, expected[1, [0, 5], 2:4])
+    np.testing.assert_array_equal(
+        ds["img"].isel(z=xr.Variable("p", [0, 3]), y=xr.Variable("p", [1, 2])).values,
+        expected[[0, 3], :, [1, 2]],
+    )
+    chunked = xr.open_dataset(path, engine="ome-zarr", coordinate_system="swapped", chunks={})
+    np.testing.assert_array_equal(chunked["img"].isel(z=1, x=4, y=2).values, expected[1, 4, 2])
+
+
 def test_coordinate_system_not_axis_aligned_names_transform_points(image):
     path, _ = image
     with pytest.raises(OmeZarrError, match="transform_points") as err:
