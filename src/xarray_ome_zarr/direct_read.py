@@ -1,4 +1,4 @@
-"""Read the chunks of a local, unsharded zarr array directly.
+"""Read the chunks of a local zarr array directly, sharded or not.
 
 zarr-python reads every selection through its event loop: each chunk's file read and decode
 hop between threads, and two cores spend a third of their time on that machinery rather than
@@ -6,6 +6,13 @@ on decoding (``docs/benchmarks.md``). For the common case (a directory store, a 
 grid, no sharding, no array-to-array codec, a numeric dtype) this module reads the chunk files
 itself and decodes them with the array's own codecs, synchronously: in the calling thread for
 one chunk (a dask task), on a small shared thread pool for many (``.values``).
+
+A sharded zarr v3 array (``sharding_indexed``) is read the same way, shard file by shard file:
+the shard's index is read (one small read at its start or end) and decoded once, then only the
+inner chunks the selection touches are read as byte ranges of the file and decoded straight
+into their part of the output, on the thread pool. Locally that is as fast as one read of the
+whole shard and holds one inner chunk per thread instead of whole compressed shards. A missing
+shard file or inner chunk (``2**64 - 1`` in the index) reads as the fill value, as zarr reads it.
 
 Anything else, or a selection with a step, goes through zarr as before
 (:meth:`DirectReader.of` returns ``None``, :meth:`DirectReader.read` returns ``None``).
@@ -26,7 +33,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ._compat import V2Codec, codec_pipeline, sync_decoder
+from ._compat import V2Codec, codec_pipeline, shard_layout, sync_decoder
 
 Decode = Callable[[bytes], np.ndarray]
 
@@ -58,22 +65,27 @@ class ChunkReadError(Exception):
     """A chunk file that could not be read or decoded; names the chunk's key."""
 
 
-def _v3_decoder(array: zarr.Array) -> Decode | None:
+def _chain_decoder(codecs: Sequence[Any], spec: Any) -> Decode | None:
+    """A decode of one chunk's bytes through ``codecs`` (zarr v3: one array-to-bytes codec,
+    ``bytes``, then bytes-to-bytes codecs) into an array of ``spec``'s shape; ``None`` for
+    chains that are not that, or codecs without a synchronous decode."""
+    from zarr.abc.codec import ArrayBytesCodec, BytesBytesCodec
     from zarr.buffer import default_buffer_prototype
     from zarr.codecs import BytesCodec
 
-    pipeline = codec_pipeline(array)
-    if pipeline is None:
+    if not codecs or not isinstance(codecs[0], ArrayBytesCodec):
+        return None  # an array-to-array codec first (transpose...): zarr reads it
+    serializer, compressors = codecs[0], codecs[1:]
+    if not isinstance(serializer, BytesCodec):
+        return None  # nested sharding, or another serializer
+    if not all(isinstance(c, BytesBytesCodec) for c in compressors):
         return None
-    if pipeline.array_array_codecs or not isinstance(pipeline.array_bytes_codec, BytesCodec):
-        return None
-    decoders = [sync_decoder(c) for c in reversed(pipeline.bytes_bytes_codecs)]
-    deserialize = sync_decoder(pipeline.array_bytes_codec)
+    decoders = [sync_decoder(c) for c in reversed(compressors)]
+    deserialize = sync_decoder(serializer)
     if deserialize is None or any(d is None for d in decoders):
         return None
     decompressors = [d for d in decoders if d is not None]
     prototype = default_buffer_prototype()
-    spec = array.metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype)
 
     def decode(data: bytes) -> np.ndarray:
         buffer = prototype.buffer.from_bytes(data)
@@ -82,6 +94,72 @@ def _v3_decoder(array: zarr.Array) -> Decode | None:
         return deserialize(buffer, spec).as_numpy_array()  # type: ignore[no-any-return]
 
     return decode
+
+
+def _v3_decoder(array: zarr.Array) -> Decode | None:
+    pipeline = codec_pipeline(array)
+    if pipeline is None or pipeline.array_array_codecs:
+        return None
+    codecs = (pipeline.array_bytes_codec, *pipeline.bytes_bytes_codecs)
+    return _chain_decoder(codecs, _chunk_spec(array))
+
+
+def _chunk_spec(array: zarr.Array) -> Any:
+    """The spec zarr decodes one chunk (a whole shard, for a sharded array) with."""
+    from zarr.buffer import default_buffer_prototype
+
+    prototype = default_buffer_prototype()
+    return array.metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype)
+
+
+#: An inner chunk's offset and length in the shard index when the chunk is not stored.
+_MISSING = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class ShardFormat:
+    """How to find and decode the inner chunks of one shard file."""
+
+    inner_chunks: tuple[int, ...]
+    chunks_per_shard: tuple[int, ...]
+    index_size: int
+    index_at_start: bool
+    decode_index: Decode
+    decode_inner: Decode
+
+    @classmethod
+    def of(cls, array: zarr.Array) -> ShardFormat | None:
+        """The format of ``array``'s shards, or ``None`` when zarr must read them."""
+        layout = shard_layout(array, _chunk_spec(array))
+        if layout is None or not hasattr(os, "pread"):  # os.pread: POSIX only
+            return None
+        decode_index = _chain_decoder(layout.index_codecs, layout.index_spec)
+        decode_inner = _chain_decoder(layout.inner_codecs, layout.inner_spec)
+        if decode_index is None or decode_inner is None:
+            return None
+        return cls(
+            layout.inner_chunks,
+            layout.chunks_per_shard,
+            layout.index_size,
+            layout.index_at_start,
+            decode_index,
+            decode_inner,
+        )
+
+    def read_index(self, fd: int) -> np.ndarray:
+        """The ``(offset, length)`` of each inner chunk of the open shard file ``fd``, its
+        last axis of two; ``ValueError`` when the file cannot hold them."""
+        size = os.fstat(fd).st_size
+        if size < self.index_size:
+            raise ValueError(f"{size} bytes cannot hold a shard index of {self.index_size}")
+        start = 0 if self.index_at_start else size - self.index_size
+        index = self.decode_index(os.pread(fd, self.index_size, start))
+        index = index.reshape(*self.chunks_per_shard, 2)
+        offsets, lengths = index[..., 0], index[..., 1]
+        stored = offsets != _MISSING
+        if (offsets[stored] > size).any() or (lengths[stored] > size - offsets[stored]).any():
+            raise ValueError("the shard index points beyond the end of the file")
+        return index
 
 
 def _v2_decoder(array: zarr.Array) -> Decode | None:
@@ -124,6 +202,9 @@ class DirectReader:
     chunks: tuple[int, ...]
     fill: Any
     decode: Decode
+    #: For a sharded array: how its shard files hold the inner chunks (``chunks`` is then
+    #: the shard shape, one file each).
+    shards: ShardFormat | None = None
 
     @classmethod
     def of(cls, array: zarr.Array) -> DirectReader | None:
@@ -134,24 +215,35 @@ class DirectReader:
                 return None
             if np.dtype(array.dtype).kind not in "biufc" or array.ndim == 0:
                 return None
-            if getattr(array, "shards", None) is not None:
-                return None
-            chunks = tuple(int(c) for c in array.chunks)
-            v3 = array.metadata.zarr_format == 3
-            decode = _v3_decoder(array) if v3 else _v2_decoder(array)
+            shards = None
+            shard_shape = getattr(array, "shards", None)
+            if shard_shape is not None:
+                shards = ShardFormat.of(array)
+                if shards is None:
+                    return None
+                chunks = tuple(int(c) for c in shard_shape)
+                decode: Decode | None = shards.decode_inner
+            else:
+                chunks = tuple(int(c) for c in array.chunks)
+                v3 = array.metadata.zarr_format == 3
+                decode = _v3_decoder(array) if v3 else _v2_decoder(array)
         except Exception:  # an optimisation only: whatever it does not know, zarr reads
             return None
         if decode is None:
             return None
         folder = Path(store.root) / array.store_path.path
-        return cls(folder, array.metadata, tuple(array.shape), chunks, _fill_value(array), decode)
+        fill = _fill_value(array)
+        return cls(folder, array.metadata, tuple(array.shape), chunks, fill, decode, shards)
 
     def chunk_key(self, coords: Sequence[int]) -> str:
-        """The chunk file's key, relative to the array."""
+        """The chunk (or shard) file's key, relative to the array."""
         return self.metadata.encode_chunk_key(tuple(coords))
 
     def read_chunk(self, coords: Sequence[int]) -> np.ndarray | None:
-        """The decoded chunk at ``coords``, or ``None`` when its file does not exist."""
+        """The decoded chunk at ``coords`` of an unsharded array, or ``None`` when its file
+        does not exist."""
+        if self.shards is not None:
+            raise TypeError("a sharded array's chunk files are shards: use read()")
         key = self.chunk_key(coords)
         try:
             chunk = self.decode((self.folder / key).read_bytes())
@@ -169,7 +261,9 @@ class DirectReader:
         if bounds is None:
             return None
         out = np.empty(tuple(stop - start for start, stop in bounds), dtype=dtype)
-        if out.size:
+        if out.size and self.shards is not None:
+            self._read_shards(self.shards, out, bounds)
+        elif out.size:
             grid = [
                 range(start // c, -(-stop // c))
                 for (start, stop), c in zip(bounds, self.chunks, strict=True)
@@ -192,13 +286,101 @@ class DirectReader:
         coords: tuple[int, ...],
     ) -> None:
         """Read the chunk at ``coords`` into its part of ``out`` (the selection ``bounds``)."""
-        target, source = [], []
-        for (start, stop), c, i in zip(bounds, self.chunks, coords, strict=True):
-            lo, hi = max(start, i * c), min(stop, (i + 1) * c)
-            target.append(slice(lo - start, hi - start))
-            source.append(slice(lo - i * c, hi - i * c))
+        target, source = _overlap(bounds, self.chunks, coords)
         chunk = self.read_chunk(coords)
-        out[tuple(target)] = self.fill if chunk is None else chunk[tuple(source)]
+        out[target] = self.fill if chunk is None else chunk[source]
+
+    def _read_shards(
+        self, shards: ShardFormat, out: np.ndarray, bounds: Sequence[tuple[int, int]]
+    ) -> None:
+        """Read the inner chunks of the shards the selection ``bounds`` touches into ``out``.
+
+        Each shard's index is read and decoded once, here; the inner chunks are then read
+        as byte ranges and decoded on the pool (inline when there is only one).
+        """
+        grid = [
+            range(start // c, -(-stop // c))
+            for (start, stop), c in zip(bounds, self.chunks, strict=True)
+        ]
+        inner = shards.inner_chunks
+        jobs: list[tuple[int, str, int, int, tuple[int, ...]]] = []
+        files: list[int] = []
+        try:
+            for coords in itertools.product(*grid):
+                key = self.chunk_key(coords)
+                try:
+                    fd = os.open(self.folder / key, os.O_RDONLY)
+                except FileNotFoundError:
+                    out[_overlap(bounds, self.chunks, coords)[0]] = self.fill
+                    continue
+                except OSError as err:
+                    raise ChunkReadError(f"shard {key!r}: {type(err).__name__}: {err}") from err
+                files.append(fd)
+                try:
+                    index = shards.read_index(fd)
+                except Exception as err:  # unreadable, too short, corrupt: named by its key
+                    raise ChunkReadError(
+                        f"shard {key!r}: cannot read its index: {type(err).__name__}: {err}"
+                    ) from err
+                first = [i * n for i, n in zip(coords, shards.chunks_per_shard, strict=True)]
+                ranges = [
+                    range(max(start // c, f), min(-(-stop // c), f + n))
+                    for (start, stop), c, f, n in zip(
+                        bounds, inner, first, shards.chunks_per_shard, strict=True
+                    )
+                ]
+                for chunk in itertools.product(*ranges):
+                    local = tuple(i - f for i, f in zip(chunk, first, strict=True))
+                    offset, length = (int(v) for v in index[local])
+                    if offset == _MISSING:
+                        out[_overlap(bounds, inner, chunk)[0]] = self.fill
+                    else:
+                        jobs.append((fd, key, offset, length, chunk))
+            decode = functools.partial(self._decode_inner, shards, out, bounds)
+            if len(jobs) == 1:
+                decode(jobs[0])
+            elif jobs:
+                for _ in _pool().map(decode, jobs):
+                    pass
+        finally:
+            for fd in files:
+                os.close(fd)
+
+    def _decode_inner(
+        self,
+        shards: ShardFormat,
+        out: np.ndarray,
+        bounds: Sequence[tuple[int, int]],
+        job: tuple[int, str, int, int, tuple[int, ...]],
+    ) -> None:
+        """Read one inner chunk's bytes from its shard file and decode it into ``out``."""
+        fd, key, offset, length, coords = job
+        try:
+            data = os.pread(fd, length, offset)
+            if len(data) != length:
+                raise ValueError(f"read {len(data)} bytes of {length} at {offset}")
+            chunk = shards.decode_inner(data)
+            if chunk.shape != shards.inner_chunks:
+                raise ValueError(f"decoded to shape {chunk.shape}, not {shards.inner_chunks}")
+        except Exception as err:  # unreadable bytes, any codec failure: named by the shard
+            raise ChunkReadError(
+                f"shard {key!r}, inner chunk {coords}: {type(err).__name__}: {err}"
+            ) from err
+        target, source = _overlap(bounds, shards.inner_chunks, coords)
+        out[target] = chunk[source]
+
+
+def _overlap(
+    bounds: Sequence[tuple[int, int]], chunks: Sequence[int], coords: Sequence[int]
+) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Where the chunk at ``coords`` meets the selection ``bounds``: the part of the output
+    (``target``) and the part of the chunk (``source``)."""
+    target, source = [], []
+    for (start, stop), c, i in zip(bounds, chunks, coords, strict=True):
+        lo, hi = max(start, i * c), min(stop, (i + 1) * c)
+        target.append(slice(lo - start, hi - start))
+        source.append(slice(lo - i * c, hi - i * c))
+    return tuple(target), tuple(source)
 
 
 def _bounds(key: tuple[Any, ...], shape: Sequence[int]) -> list[tuple[int, int]] | None:

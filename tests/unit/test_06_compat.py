@@ -29,6 +29,7 @@ def test_every_private_path_is_taken_on_the_installed_versions():
     assert _compat.HAS_CODEC_PIPELINE, "AsyncArray.codec_pipeline is gone: no direct reads"
     assert _compat.HAS_SYNC_DECODE, "codec._decode_sync is gone: no direct reads of zarr v3"
     assert _compat.HAS_V2_CODEC, "zarr.codecs._v2.V2Codec is gone: no direct reads of zarr v2"
+    assert _compat.HAS_SHARDING_LAYOUT, "ShardingCodec's specs moved: zarr reads the shards"
     assert _compat.has_dask_get_scheduler(), "dask.base.get_scheduler is gone"
     assert _compat.has_running_tasks(), "WorkerState.all_running_tasks is gone: slow aborts"
     assert _compat.has_dask_cpu_count(), "dask.system.CPU_COUNT is gone"
@@ -119,6 +120,28 @@ def test_codec_pipeline_decodes_chunks_synchronously(tmp_path, zarr_format):
     reader = DirectReader.of(array)
     assert reader is not None, "the direct read path must be taken for a local array"
     np.testing.assert_array_equal(reader.read_chunk((0, 0)), data)
+
+
+def test_shard_layout_of_a_sharded_array(tmp_path):
+    from zarr.buffer import default_buffer_prototype
+
+    array = zarr.create_array(
+        tmp_path / "s.zarr", shape=(4, 6), shards=(4, 6), chunks=(2, 3), dtype="<u2"
+    )
+    array[...] = np.arange(24, dtype="<u2").reshape(4, 6)
+    spec = array.metadata.get_chunk_spec((0, 0), array.config, default_buffer_prototype())
+    layout = _compat.shard_layout(array, spec)
+    assert layout is not None
+    assert layout.inner_chunks == (2, 3) and layout.chunks_per_shard == (2, 2)
+    assert layout.index_size == 16 * 4 + 4  # the default index codecs: bytes + crc32c
+    assert not layout.index_at_start
+    assert tuple(layout.inner_spec.shape) == (2, 3)
+    assert tuple(layout.index_spec.shape) == (2, 2, 2)
+    reader = DirectReader.of(array)
+    assert reader is not None and reader.shards is not None, "the sharded path must be taken"
+    np.testing.assert_array_equal(reader.read((slice(None),) * 2, np.dtype("<u2")), array[...])
+    unsharded = zarr.create_array(tmp_path / "u.zarr", shape=(4, 6), chunks=(2, 3), dtype="<u2")
+    assert _compat.shard_layout(unsharded, spec) is None
 
 
 def test_sync_decoder_of_a_codec_without_one_is_none():

@@ -141,7 +141,6 @@ def test_strided_and_array_keys_are_left_to_zarr(tmp_path):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        pytest.param(dict(shards=(2, 8, 10)), id="sharded"),
         pytest.param(dict(filters=TransposeCodec(order=(2, 1, 0))), id="transpose"),
     ],
 )
