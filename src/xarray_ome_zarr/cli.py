@@ -167,9 +167,10 @@ def _add_write_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--version",
         dest="ngff_version",
-        choices=["0.4", "0.5"],
+        choices=["0.4", "0.5", "0.6"],
         default="0.5",
-        help="the OME-Zarr version to write (default: 0.5)",
+        help="the OME-Zarr version to write (default: 0.5, which every peer reads; 0.6 "
+        "keeps coordinate systems, transforms and scenes)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     parser.add_argument(

@@ -47,6 +47,7 @@ from .ngff.emit import (
     split_source,
     stored_multiscale,
 )
+from .ngff.emit_v06 import stored_multiscale_06
 from .ngff.model import TYPE_BY_NAME, Axis, Multiscale
 from .ngff.parse import split_attributes
 from .transforms import block_factor, level_geometry, scale_translation, tidy
@@ -678,7 +679,7 @@ def image_attributes(
     attrs
         The image group's attributes as stored (any version), or ``{}``.
     version
-        ``"0.4"`` or ``"0.5"``.
+        ``"0.4"``, ``"0.5"`` or ``"0.6"``.
     paths
         The dataset paths; default: each level's ``ome_dataset_path``, else ``0..N``.
     label
@@ -727,6 +728,8 @@ def image_attributes(
         type=type if type is not None else _unknown_type(len(arrays)),
         metadata=metadata if metadata is not None else _unknown_metadata(len(arrays)),
         extra=stored.extra if stored else None,
+        stored=stored_multiscale_06(source.version, source.multiscales),
+        where=where,
     )
     blocks = convert_blocks(source.blocks, source.version, version)
     _channel_block(blocks, arrays[0], types)

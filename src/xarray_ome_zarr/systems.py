@@ -208,3 +208,41 @@ def missing_system_error(
         f"{where}: coordinate_system={name!r}: no coordinate system {name!r} is reachable "
         f"from the image(s) {listed} (systems of the store: {', '.join(known) or 'none'})"
     )
+
+
+def back_to_own_system(
+    ds: xr.Dataset, graph: TransformGraph, prefix: str, own: str | None, where: str
+) -> xr.Dataset:
+    """A level opened with ``coordinate_system=`` back in the image's own system ``own``
+    (dims renamed and reordered back, scale and translation inverted through the
+    axis-aligned path); ``ds`` itself when it is in the image's own system already.
+
+    ``graph`` holds the image's document at ``prefix`` (and a scene's above it, if any).
+
+    Raises
+    ------
+    OmeZarrError
+        When the chosen system is not in ``graph`` (a scene's system, without the scene),
+        or the path back is not axis-aligned.
+    """
+    chosen = ds.attrs.get(SYSTEM_ATTR)
+    if not isinstance(chosen, str):
+        return ds
+    source = find_system(graph, chosen, prefix)
+    target = (prefix.strip("/"), own) if own is not None else None
+    if source is None or target is None or target not in graph.systems:
+        raise OmeZarrError(
+            f"{where}: the coordinates are in the coordinate system {chosen!r} chosen at open "
+            f"(coordinate_system={chosen!r}), which cannot be mapped back to the image's own "
+            "system: the object does not hold the transforms between them (write the whole "
+            "tree, or open without coordinate_system=)"
+        )
+    try:
+        out = express_in(ds, graph, source, target, where)
+    except OmeZarrError as err:
+        raise OmeZarrError(
+            f"{err} (the coordinates chosen with coordinate_system={chosen!r} cannot be "
+            "mapped back to the image's own system)"
+        ) from None
+    out.attrs = {k: v for k, v in out.attrs.items() if k != SYSTEM_ATTR}
+    return out

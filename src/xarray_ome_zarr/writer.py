@@ -1,4 +1,4 @@
-"""Write images, pyramids and hierarchies as OME-Zarr 0.4 (zarr v2) or 0.5 (zarr v3).
+"""Write images, pyramids and hierarchies as OME-Zarr 0.4 (zarr v2), 0.5 or 0.6 (zarr v3).
 
 This module decides what to write: everything is checked and planned (a :class:`Plan` of
 groups and chunk-aligned arrays) before the store is touched. :mod:`.targets` writes the plan:
@@ -47,10 +47,12 @@ from .ngff.emit import (
     split_source,
     zarr_format_of,
 )
+from .ngff.emit_v06 import own_system_name, stored_multiscale_06
 from .ngff.parse import parse_node
+from .ngff.transformations import TransformGraph
 from .ngff.v06 import lost_in
 from .store import is_zip_path, store_name
-from .systems import SYSTEM_ATTR
+from .systems import SYSTEM_ATTR, back_to_own_system
 from .targets import ArrayPlan, Plan, make_target, write_to
 
 
@@ -83,6 +85,8 @@ class ImageInput:
     levels: list[xr.DataArray]
     paths: list[str | None]
     label: bool = False
+    #: The system ``coordinate_system=`` chose at open (the levels are mapped back).
+    chosen: str | None = None
 
 
 # ---- metadata of one image ---------------------------------------------------------------
@@ -340,22 +344,26 @@ def encoding_by_variable(
 
 
 # ---- inputs -----------------------------------------------------------------------------
-def refuse_lossy_06(attrs: Mapping[Any, Any], version: str, where: str) -> None:
-    """An ``OmeZarrError`` naming what writing a 0.6 group as 0.4/0.5 would lose; also a
-    level whose coordinates ``coordinate_system=`` put in another system."""
-    chosen = attrs.get(SYSTEM_ATTR)
-    if isinstance(chosen, str):
-        raise OmeZarrError(
-            f"{where}: the coordinates are in the coordinate system {chosen!r} chosen at open "
-            "(coordinate_system=); writing them would replace the image's own system and "
-            "lose the transforms to it: open without coordinate_system= to write"
-        )
+def refuse_lossy_06(
+    attrs: Mapping[Any, Any], version: str, where: str, chosen: str | None = None
+) -> None:
+    """An ``OmeZarrError`` naming what writing a 0.6 group as 0.4/0.5 would lose.
+
+    ``chosen`` is the system ``coordinate_system=`` chose at open (the levels were mapped
+    back from it): the message says that this changes nothing.
+    """
     ome = attrs.get("ome")
     lost = lost_in(ome, version) if isinstance(ome, Mapping) else []
     if lost:
+        note = (
+            f" (the levels, opened with coordinate_system={chosen!r}, are written in the "
+            "image's own system: that changes nothing)"
+            if chosen is not None
+            else ""
+        )
         raise OmeZarrError(
             f"{where}: OME-Zarr {version} cannot hold what this 0.6 image or scene has, and "
-            f"writing it would lose: {'; '.join(lost)}"
+            f"writing it would lose: {'; '.join(lost)}{note}; write version='0.6' to keep it"
         )
 
 
@@ -372,7 +380,28 @@ def _level_children(node: xr.DataTree) -> list[tuple[int, xr.DataTree]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
+def _own_coordinates(
+    ds: xr.Dataset, top: xr.DataTree | None, prefix: str, attrs: Mapping[Any, Any], where: str
+) -> xr.Dataset:
+    """A level opened with ``coordinate_system=`` mapped back to the image's own system
+    (the graph from ``top``, the tree being written, else from ``ds``'s own document)."""
+    if not isinstance(ds.attrs.get(SYSTEM_ATTR), str):
+        return ds
+    from .points import graph_of
+
+    try:
+        graph = graph_of(top if top is not None else ds)
+    except OmeZarrError:
+        graph = TransformGraph()
+    source = split_source(attrs, where)
+    own = stored_multiscale_06(source.version, source.multiscales)
+    name = own_system_name(own) if own is not None else None
+    return back_to_own_system(ds, graph, prefix, name, where)
+
+
+def _image_from_node(
+    node: xr.DataTree, path: str, top: xr.DataTree | None = None
+) -> ImageInput | None:
     where = _where(path)
     levels = _level_children(node)
     if levels:
@@ -381,7 +410,8 @@ def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
                 f"{where}: holds data variables {list(node.data_vars)} beside its levels; "
                 "an image node keeps its pixels in scale0..scaleN only"
             )
-        datasets = [child.to_dataset(inherit=True) for _, child in levels]
+        opened = [child.to_dataset(inherit=True) for _, child in levels]
+        datasets = [_own_coordinates(ds, top, path, node.attrs, where) for ds in opened]
         return ImageInput(
             node=path,
             attrs=node.attrs,
@@ -390,18 +420,31 @@ def _image_from_node(node: xr.DataTree, path: str) -> ImageInput | None:
                 for ds, (_, c) in zip(datasets, levels, strict=True)
             ],
             paths=[ds.attrs.get(PATH_ATTR) for ds in datasets],
+            chosen=_chosen(opened[0]),
         )
     if node.data_vars:
-        ds = node.to_dataset(inherit=True)
+        alone = node.to_dataset(inherit=True)
+        ds = _own_coordinates(alone, top, path, alone.attrs, where)
         attrs = {k: v for k, v in ds.attrs.items() if k != PATH_ATTR}
-        return ImageInput(path, attrs, [level_array(ds, where)], [ds.attrs.get(PATH_ATTR)])
+        return ImageInput(
+            path, attrs, [level_array(ds, where)], [ds.attrs.get(PATH_ATTR)], chosen=_chosen(alone)
+        )
     return None
 
 
 def _single_image(obj: xr.DataArray | xr.Dataset) -> ImageInput:
+    chosen = _chosen(obj)
+    if isinstance(obj, xr.Dataset):
+        obj = _own_coordinates(obj, None, "", obj.attrs, _where(""))
     array, attrs = as_image_dataarray(obj, _where(""))
     path = obj.attrs.get(PATH_ATTR) if isinstance(obj, xr.Dataset) else None
-    return ImageInput("", attrs, [array], [path])
+    return ImageInput("", attrs, [array], [path], chosen=chosen)
+
+
+def _chosen(obj: xr.Dataset | xr.DataArray) -> str | None:
+    """The system ``coordinate_system=`` chose at open, if any."""
+    chosen = obj.attrs.get(SYSTEM_ATTR)
+    return chosen if isinstance(chosen, str) else None
 
 
 # ---- planning ---------------------------------------------------------------------------
@@ -412,11 +455,13 @@ class Planner:
         self.options = options
         self.plan = Plan(options.version)
         self.unused_encoding = set(options.encoding)
+        #: The tree being written (its 0.6 graph maps coordinate_system= levels back).
+        self.top: xr.DataTree | None = None
 
     def image(self, image: ImageInput) -> None:
         """Plan one image: its pyramid (if asked for), its arrays and its attributes."""
         where = _where(image.node)
-        refuse_lossy_06(image.attrs, self.options.version, where)
+        refuse_lossy_06(image.attrs, self.options.version, where, image.chosen)
         source, stored = source_of(image.attrs, where)
         label = image.label or is_label_source(source)
         levels = restore_level_coordinates(image.levels, image.paths, stored, image.node)
@@ -482,7 +527,9 @@ class Planner:
 
     def tree(self, node: xr.DataTree, path: str = "", label: bool = False) -> None:
         """Plan ``node`` and everything below it."""
-        image = _image_from_node(node, path)
+        if not path:
+            self.top = node
+        image = _image_from_node(node, path, self.top)
         skip: set[str] = set()
         if image is not None:
             image.label = label
@@ -671,9 +718,14 @@ def to_ome_zarr(
         ``images``, a plate's ``wells``, ``rows`` and ``columns``) is updated after the
         node is complete.
     version
-        ``"0.5"`` (zarr v3, default for a new store) or ``"0.4"`` (zarr v2); a float
-        (``0.4``) is taken as the string. An ``.ozx`` needs 0.5. Writing into an existing
-        store takes the store's version (another one is an error).
+        ``"0.5"`` (zarr v3, default for a new store), ``"0.4"`` (zarr v2) or ``"0.6"``
+        (zarr v3, RFC-5 coordinate systems and transformations: those of a 0.6 input are
+        kept, scenes stay scenes, displacement and coordinate fields are copied from the
+        input's store); a float (``0.4``) is taken as the string. 0.5 stays the default
+        while peers do not read 0.6 by default. A 0.6 input whose systems, transforms or
+        scene 0.4/0.5 cannot hold is refused there, naming what would be lost. An ``.ozx``
+        needs 0.5 or later. Writing into an existing store takes the store's version
+        (another one is an error).
     scale_factors
         Build a pyramid from the first level: one entry per new level, relative to the
         level before it (an int for every space axis, or a dict by dimension), as in
@@ -721,7 +773,9 @@ def to_ome_zarr(
     Raises
     ------
     OmeZarrError
-        For a version other than 0.4/0.5 (or 0.4 for an ``.ozx``), axes the spec forbids,
+        For a version other than 0.4/0.5/0.6 (or 0.4 for an ``.ozx``), a 0.6 input written
+        as 0.4/0.5 that would lose coordinate systems, transforms or a scene, a level opened
+        with ``coordinate_system=`` that cannot be mapped back, axes the spec forbids,
         uneven coordinates, non-integer labels, a node that cannot be placed, an existing
         store, codecs of the other zarr format, ``encoding`` naming what the input does not
         hold, or a memory store that the workers of a dask.distributed cluster cannot reach.

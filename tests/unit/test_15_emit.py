@@ -8,6 +8,7 @@ import pytest
 
 from xarray_ome_zarr import OmeZarrError
 from xarray_ome_zarr.ngff.emit import (
+    axis_json,
     check_axes,
     check_version,
     convert_blocks,
@@ -21,8 +22,16 @@ from xarray_ome_zarr.ngff.emit import (
     stored_multiscale,
     zarr_format_of,
 )
+from xarray_ome_zarr.ngff.emit_v06 import (
+    multiscale_json_06,
+    own_system_name,
+    scene_json_06,
+    stored_multiscale_06,
+    stored_paths,
+)
 from xarray_ome_zarr.ngff.model import Axis
 from xarray_ome_zarr.ngff.parse import parse_node
+from xarray_ome_zarr.ngff.schema import schema_problems
 
 from ..fixtures.conformance import validate_schema
 
@@ -52,13 +61,13 @@ def image_document(version: str, axes=(C, Y, X), **blocks) -> dict:
 
 
 # ---- versions and axes ---------------------------------------------------------------------
-@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("version", ["0.4", "0.5", "0.6"])
 def test_writable_versions(version):
     assert check_version(version) == version
     assert zarr_format_of(version) == (2 if version == "0.4" else 3)
 
 
-@pytest.mark.parametrize("version", ["0.1", "0.3", "0.6", 0.5, None, "latest"])
+@pytest.mark.parametrize("version", ["0.1", "0.3", "0.6rc0", 0.5, None, "latest"])
 def test_unwritable_versions_are_refused(version):
     with pytest.raises(OmeZarrError, match="cannot write OME-Zarr version"):
         check_version(version)
@@ -122,13 +131,16 @@ def test_units_are_spelled_as_the_spec_wants(given, expected):
 
 
 # ---- documents -----------------------------------------------------------------------------
-@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("version", ["0.4", "0.5", "0.6"])
 @pytest.mark.parametrize("kind", ["image", "strict_image"])
 def test_image_documents_validate_and_parse(version, kind):
     window = {"min": 0, "max": 255, "start": 0, "end": 200}
     channel = {"label": "a", "color": "FF0000", "window": window}
     doc = image_document(version, omero={"channels": [channel]})
-    assert validate_schema(doc, version, kind) == []
+    if version == "0.6":  # the spec's 0.6rc0 schemas, with the version rule widened
+        assert schema_problems(doc, version, kind) == []
+    else:
+        assert validate_schema(doc, version, kind) == []
     meta = parse_node(doc, validate=True, strict=True)
     assert meta.version == version
     assert meta.multiscales[0].axis_names == ("c", "y", "x")
@@ -251,3 +263,122 @@ def test_present_entries_keeps_listed_nodes_that_exist():
     wells = [{"path": "A/1"}, {"path": "B/2"}]
     assert present_entries(wells, "path", {"A/1"}) == [{"path": "A/1"}]
     assert present_entries(None, "path", set()) is None
+
+
+# ---- 0.6 -------------------------------------------------------------------------------------
+def _dataset_06(path, scale, translation, system="intrinsic"):
+    return {
+        "path": path,
+        "coordinateTransformations": [
+            {
+                "input": {"path": path},
+                "output": {"name": system},
+                "type": "sequence",
+                "transformations": [
+                    {"type": "scale", "scale": scale},
+                    {"type": "translation", "translation": translation},
+                ],
+            }
+        ],
+    }
+
+
+def test_06_new_image_has_one_system_and_sequences():
+    doc = image_document("0.6")
+    assert set(doc) == {"ome"} and doc["ome"]["version"] == "0.6"
+    ms = doc["ome"]["multiscales"][0]
+    assert "axes" not in ms and "version" not in ms
+    assert ms["coordinateSystems"] == [
+        {"name": "intrinsic", "axes": [axis_json(a) for a in (C, Y, X)]}
+    ]
+    assert ms["datasets"][1] == _dataset_06("1", [1.0, 1.0, 1.0], [0.0, 0.0, 0.0])
+    assert "coordinateTransformations" not in ms
+
+
+def test_06_keeps_the_stored_systems_transforms_and_names():
+    other = {"name": "world", "axes": [{"name": "y", "type": "space"}, {"name": "x"}]}
+    to_world = {"type": "identity", "input": {"name": "phys"}, "output": {"name": "world"}}
+    stored = {
+        "coordinateSystems": [other, {"name": "phys", "axes": other["axes"], "x-note": 1}],
+        "datasets": [
+            {
+                "path": "s0",
+                "coordinateTransformations": [
+                    {
+                        "type": "scale",
+                        "scale": [1, 1],
+                        "name": "s0 to phys",
+                        "input": {"path": "s0"},
+                    }
+                ],
+            }
+        ],
+        "coordinateTransformations": [to_world],
+    }
+    stored["datasets"][0]["coordinateTransformations"][0]["output"] = {"name": "phys"}
+    before = copy.deepcopy(stored)
+    ms = multiscale_json_06(
+        [axis_json(Y), axis_json(X)],
+        [("s0", [0.5, 0.5], [0.0, 0.0]), ("s1", [1.0, 1.0], [0.25, 0.25])],
+        stored=stored,
+    )
+    assert stored == before  # not mutated
+    assert ms["coordinateSystems"][0] == other  # order kept, other systems verbatim
+    assert ms["coordinateSystems"][1]["x-note"] == 1
+    assert [a["name"] for a in ms["coordinateSystems"][1]["axes"]] == ["y", "x"]
+    assert ms["coordinateTransformations"] == [to_world]
+    # the stored shape (a scale alone) and name are kept where they still fit
+    assert ms["datasets"][0]["coordinateTransformations"][0] == {
+        "input": {"path": "s0"},
+        "output": {"name": "phys"},
+        "name": "s0 to phys",
+        "type": "scale",
+        "scale": [0.5, 0.5],
+    }
+    assert ms["datasets"][1] == _dataset_06("s1", [1.0, 1.0], [0.25, 0.25], "phys")
+    with pytest.raises(OmeZarrError, match=r"changed from \['y', 'x'\] to \['x'\]"):
+        multiscale_json_06([axis_json(X)], [("s0", [1.0], [0.0])], stored=ms)
+
+
+def test_06_stored_multiscale_is_spelled_as_06():
+    dev = {
+        "coordinateSystems": [{"name": "a", "axes": []}],
+        "datasets": [
+            {
+                "path": "0",
+                "coordinateTransformations": [{"type": "identity", "input": "0", "output": "a"}],
+            }
+        ],
+    }
+    spelled = stored_multiscale_06("0.6.dev4", [dev])
+    first = spelled["datasets"][0]["coordinateTransformations"][0]
+    assert first["input"] == {"path": "0"} and first["output"] == {"name": "a"}
+    assert own_system_name(spelled) == "a"
+    assert stored_multiscale_06("0.5", [dev]) is None
+    assert own_system_name(None) == "intrinsic"
+
+
+def test_06_scene_and_stored_paths():
+    scene = {
+        "coordinateSystems": [{"name": "s", "axes": []}],
+        "coordinateTransformations": [
+            {
+                "type": "bijection",
+                "input": "a",
+                "output": "s",
+                "forward": {"type": "displacements", "path": "f/d"},
+                "inverse": {
+                    "type": "sequence",
+                    "transformations": [
+                        {"type": "coordinates", "path": "/f/c/"},
+                        {"type": "affine", "path": "p"},
+                        {"type": "scale", "scale": [1]},
+                    ],
+                },
+            }
+        ],
+    }
+    assert scene_json_06(scene)["coordinateTransformations"][0]["output"] == {"name": "s"}
+    assert stored_paths({"scene": scene}) == ["f/d", "f/c", "p"]
+    converted = convert_blocks({"scene": scene}, "0.6.dev4", "0.6")
+    assert converted["scene"]["coordinateTransformations"][0]["input"] == {"name": "a"}

@@ -1,7 +1,8 @@
-"""Emit OME-NGFF metadata documents (0.4 and 0.5) from plain values. Imports no xarray.
+"""Emit OME-NGFF metadata documents (0.4, 0.5, 0.6) from plain values. Imports no xarray.
 
 The writer regenerates ``multiscales`` from the data and copies every other OME block
-verbatim, moving it between the top level (0.4) and ``attributes["ome"]`` (0.5).
+verbatim, moving it between the top level (0.4) and ``attributes["ome"]`` (0.5, 0.6). The
+0.6 multiscale (coordinate systems, transforms by name) is built by :mod:`.emit_v06`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import OmeZarrError
+from .emit_v06 import multiscale_json_06, scene_json_06
 from .model import READ_VERSIONS, WRITE_VERSIONS, Axis, Multiscale
 from .parse import parse_multiscale, split_attributes
 
 #: OME blocks a group can carry besides ``multiscales`` (the keys the reader looks for).
-OME_KEYS = ("omero", "image-label", "labels", "plate", "well", "bioformats2raw.layout", "series")
+OME_KEYS = (
+    "omero",
+    "image-label",
+    "labels",
+    "plate",
+    "well",
+    "bioformats2raw.layout",
+    "series",
+    "scene",
+)
 #: Blocks that carry their own ``version`` key in 0.4 (and lose it in 0.5).
 VERSIONED_BLOCKS = ("image-label", "plate", "well")
 #: Common spellings of units mapped to their UDUNITS-2 names, as the specification wants them.
@@ -73,7 +84,7 @@ def check_version(version: Any) -> str:
 
 
 def zarr_format_of(version: str) -> Literal[2, 3]:
-    """The zarr format an OME-Zarr version is stored in: 2 for 0.4, 3 for 0.5."""
+    """The zarr format an OME-Zarr version is stored in: 2 for 0.4, 3 for 0.5 and 0.6."""
     return 2 if check_version(version) == "0.4" else 3
 
 
@@ -189,9 +200,27 @@ def multiscale_json(
     type: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    stored: Mapping[str, Any] | None = None,
+    where: str = "",
 ) -> dict[str, Any]:
-    """One ``multiscales`` entry for ``version`` (0.4 carries its own ``version`` key)."""
+    """One ``multiscales`` entry for ``version`` (0.4 carries its own ``version`` key).
+
+    ``datasets`` are :func:`dataset_json` entries; for 0.6 their scale and translation go
+    to the image's own coordinate system and ``stored`` (the stored 0.6 multiscale, see
+    :func:`.emit_v06.stored_multiscale_06`) gives the other systems and transforms.
+    """
     check_version(version)
+    if version == "0.6":
+        return multiscale_json_06(
+            [axis_json(a) for a in axes],
+            [_geometry_of(d) for d in datasets],
+            stored=stored,
+            name=name,
+            type=type,
+            metadata=metadata,
+            extra={k: v for k, v in (extra or {}).items() if k != "coordinateTransformations"},
+            where=where,
+        )
     out: dict[str, Any] = {}
     if version == "0.4":
         out["version"] = "0.4"
@@ -207,6 +236,12 @@ def multiscale_json(
         if key not in out and key != "coordinateTransformations":
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _geometry_of(dataset: Mapping[str, Any]) -> tuple[str, list[float], list[float]]:
+    """(path, scale, translation) of a :func:`dataset_json` entry."""
+    by_type = {t["type"]: t[t["type"]] for t in dataset["coordinateTransformations"]}
+    return str(dataset["path"]), list(by_type["scale"]), list(by_type["translation"])
 
 
 def split_source(attrs: Mapping[Any, Any], where: str = "") -> SourceDocument:
@@ -226,11 +261,14 @@ def convert_blocks(
 ) -> dict[str, Any]:
     """Deep copies of ``blocks`` with their ``version`` keys as ``target`` wants them.
 
-    0.4 puts ``"version": "0.4"`` in ``image-label``, ``plate`` and ``well``; 0.5 keeps the
-    version only in ``ome.version``, so converted blocks lose theirs (a 0.5 source keeps its
-    blocks verbatim).
+    0.4 puts ``"version": "0.4"`` in ``image-label``, ``plate`` and ``well``; 0.5 and 0.6
+    keep the version only in ``ome.version``, so converted blocks lose theirs (a source of
+    the target version keeps its blocks verbatim). A 0.6 ``scene`` is written in the 0.6
+    spelling.
     """
     out = copy.deepcopy(dict(blocks))
+    if target == "0.6" and isinstance(out.get("scene"), Mapping):
+        out["scene"] = scene_json_06(out["scene"])
     for key in VERSIONED_BLOCKS:
         block = out.get(key)
         if not isinstance(block, dict):
@@ -250,8 +288,8 @@ def group_attributes(
 ) -> dict[str, Any]:
     """A group's attributes laid out for ``target``.
 
-    0.4: ``multiscales`` and the blocks at the top level. 0.5: everything OME under ``ome``
-    with ``ome.version``; ``other`` (non-OME attributes) beside it.
+    0.4: ``multiscales`` and the blocks at the top level. 0.5 and 0.6: everything OME under
+    ``ome`` with ``ome.version``; ``other`` (non-OME attributes) beside it.
     """
     check_version(target)
     ome: dict[str, Any] = {}

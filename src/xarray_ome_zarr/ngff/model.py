@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 #: Versions this package reads, oldest first.
 READ_VERSIONS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.6rc0", "0.6.dev3", "0.6.dev4")
 #: Versions this package writes.
-WRITE_VERSIONS = ("0.4", "0.5")
+WRITE_VERSIONS = ("0.4", "0.5", "0.6")
 #: Axis names assumed by 0.1 and 0.2, which store no axes.
 IMPLIED_AXES = ("t", "c", "z", "y", "x")
 #: The axis type implied by a well-known axis name.
