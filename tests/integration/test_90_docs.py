@@ -8,7 +8,8 @@
   A python block whose first line is ``# requires: module`` runs only when that module imports
   (the dask-jobqueue and dask-kubernetes examples);
 - the notebooks of issue 8 are stored without outputs and run top to bottom (nbclient, as
-  nbmake does), each within its time budget.
+  nbmake does). Not timed: a time limit fails under load, and speed is measured by hand
+  (``benchmarks/``); a hanging cell fails at the client's per-cell timeout.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +39,6 @@ RUN_PAGES = [
 ]
 #: Every notebook of the project, each run once by this test (so pytest needs no --nbmake).
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-#: A notebook must run in this many seconds (they are meant to take a few).
-NOTEBOOK_BUDGET = 30.0
 
 FENCE = re.compile(
     r"^(?P<indent>[ ]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ ]*$",
@@ -202,7 +200,4 @@ def test_notebook_runs(name, tmp_path):
     )
     env = _env()
     env["TMPDIR"] = str(tmp_path)  # the notebooks write into tempfile.mkdtemp()
-    start = time.perf_counter()
-    client.execute(env=env)
-    elapsed = time.perf_counter() - start
-    assert elapsed < NOTEBOOK_BUDGET, f"{name} took {elapsed:.1f} s (budget {NOTEBOOK_BUDGET} s)"
+    client.execute(env=env)  # a cell that hangs fails at the client's timeout
