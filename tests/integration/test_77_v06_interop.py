@@ -23,6 +23,9 @@ import zarr
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr.errors import OmeZarrError
 
+from ..conftest import logging_store
+from ..servers import http_server
+
 nz = pytest.importorskip("ngff_zarr")
 m6 = pytest.importorskip("ngff_zarr.v06.zarr_metadata")
 
@@ -129,6 +132,11 @@ def ngff(tmp_path_factory):
         ],
     )
     nz.to_ome_zarr(str(root / "scene.ome.zarr"), scene)
+    # the same image at 0.5 and at 0.6 (one coordinate system: both versions hold it)
+    for version in ("0.5", "0.6"):
+        nz.to_ngff_zarr(
+            str(root / f"same-{version}.ome.zarr"), _ngff_multiscales("img"), version=version
+        )
     return {
         "root": root,
         "image": root / "image.ome.zarr",
@@ -310,6 +318,31 @@ def test_transform_points_across_the_scene_agrees_with_ngff_zarr(ngff):
         xoz.transform_points(tree, points, source="aligned", target=a_sys),
         _apply(np.linalg.inv(rotation @ a), points),
     )
+
+
+def test_opening_06_costs_no_more_requests_than_05(ngff):
+    """The same image written by ngff-zarr at 0.5 and at 0.6: opening the 0.6 one asks no
+    more of the store (zarr's LoggingStore) and of an HTTP server (requests and round trips)."""
+    root = ngff["root"]
+    assert _document(root / "same-0.6.ome.zarr")["version"] == "0.6"
+    local = {}
+    for version in ("0.5", "0.6"):
+        for opener in (xr.open_dataset, xr.open_datatree):
+            path = root / f"same-{version}.ome.zarr"
+            store, recorder = logging_store(zarr.storage.LocalStore(path, read_only=True))
+            opener(store, engine="ome-zarr")
+            local[version, opener.__name__] = len(recorder.keys)
+    for opener in ("open_dataset", "open_datatree"):
+        assert local["0.6", opener] <= local["0.5", opener], local
+    remote = {}
+    with http_server(root) as served:
+        for version in ("0.5", "0.6"):
+            for opener in (xr.open_dataset, xr.open_datatree):
+                served.clear()
+                opener(f"{served.url}/same-{version}.ome.zarr", engine="ome-zarr")
+                remote[version, opener.__name__] = len(served.requests)
+    for opener in ("open_dataset", "open_datatree"):
+        assert remote["0.6", opener] <= remote["0.5", opener], remote
 
 
 # ---- the other peers ------------------------------------------------------------------
