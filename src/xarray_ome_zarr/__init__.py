@@ -25,6 +25,7 @@ from .errors import OmeZarrError, OmeZarrWarning
 #: Public names loaded on first use: name -> the module that defines it.
 _LAZY = {
     "Problem": "validation",
+    "build_pyramid": "regions",
     "image": "builder",
     "info": "summary",
     "to_multiscale": "multiscale",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from .builder import image as image
     from .multiscale import to_multiscale as to_multiscale
     from .points import transform_points as transform_points
+    from .regions import build_pyramid as build_pyramid
     from .summary import info as info
     from .validation import Problem as Problem
     from .validation import validate as validate

@@ -29,6 +29,8 @@ from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
 from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
 from .ngff.v06 import DEV_VERSIONS, SPELLING_RULE, is_06, normalise_spelling, scene_image_paths
+from .pyramid_state import MARKER_KEY, stale_from, stale_message
+from .pyramid_state import RULE as PYRAMID_INCOMPLETE
 from .store import corrupt_document
 from .transforms import level_geometry
 
@@ -201,6 +203,20 @@ class Findings:
             warnings.warn(
                 OmeZarrWarning.at(
                     message + hint, store=self.store_name, node=node, key=key, rule=rule
+                ),
+                stacklevel=2,
+            )
+
+    def notice(self, node: str, key: str, message: str, rule: str) -> None:
+        """Something about the store that is not against the spec but that a reader should
+        know (an incomplete pyramid): a warning when reading, listed by ``validate`` as a
+        warning; ``strict`` does not refuse it."""
+        if self.collect:
+            self.add(node, key, message, "warning", rule)
+        else:
+            warnings.warn(
+                OmeZarrWarning.at(
+                    f"{message} [rule {rule}]", store=self.store_name, node=node, key=key, rule=rule
                 ),
                 stacklevel=2,
             )
@@ -492,6 +508,9 @@ class Walker:
         meta, group, node = out.meta, out.group, out.path
         assert meta is not None
         label = label or meta.image_label is not None
+        stale = stale_from(group.attrs.asdict())
+        if stale is not None:
+            self.findings.notice(node, MARKER_KEY, stale_message(stale), PYRAMID_INCOMPLETE)
         if self.thorough:
             multiscales: tuple[Multiscale, ...] = meta.multiscales
         else:

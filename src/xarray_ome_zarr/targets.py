@@ -449,11 +449,19 @@ def _create_array(root: zarr.Group, plan: ArrayPlan, zarr_format: int) -> zarr.A
 
 
 def write_plan(
-    plan: Plan, root: zarr.Group, *, progress: bool = False, consolidated: bool = False
+    plan: Plan,
+    root: zarr.Group,
+    *,
+    progress: bool = False,
+    consolidated: bool = False,
+    compute: bool = True,
 ) -> None:
     """Groups, then arrays and their pixels, then every group's attributes, root last; then
-    consolidated metadata when asked for."""
-    compute_writes(pixel_writes(plan, root), progress)
+    consolidated metadata when asked for. Without ``compute`` no pixel is written (the
+    arrays hold their fill value)."""
+    writes = pixel_writes(plan, root)
+    if compute:
+        compute_writes(writes, progress)
     for path in sorted(plan.groups, key=lambda p: (-p.count("/"), p)):
         group = root[path] if path else root
         group.attrs.put(plan.groups[path])

@@ -691,7 +691,10 @@ def to_ome_zarr(
     channels: Any = None,
     name: str | None = None,
     compressor: Any = None,
-) -> None:
+    region: Mapping[str, Any] | str | None = None,
+    compute: bool = True,
+    safe_chunks: bool = True,
+) -> Any:
     """Write an image, a pyramid or a whole hierarchy as OME-Zarr.
 
     Parameters
@@ -769,6 +772,35 @@ def to_ome_zarr(
     compressor
         Deprecated (use ``compressors``; it warns, and goes in the next release): a codec
         or sequence of codecs, ``()`` for none, ``None`` for the default.
+    region
+        Write ``obj`` (a DataArray or Dataset: a part of level 0) into an existing image,
+        as xarray's ``to_zarr(region=...)`` does (implies mode ``"r+"``): a dict by
+        dimension of slices (or ``"auto"``; dimensions left out are written whole), or
+        ``"auto"`` to place it by its coordinates, which must lie on the store's pixel
+        grid. Every lower level is updated where the part changes it, reading neighbouring
+        pixels back where the part does not cover whole pyramid blocks, so the store ends
+        as the pyramid of the finished image (``to_multiscale`` of level 0) exactly.
+        Version, method, chunks and codecs are the store's: passing them is an error.
+        Regions may be written at once by several processes or a dask.distributed cluster:
+        what covers whole chunks (shards) and whole pyramid blocks is written without a
+        lock; the rest waits for a file lock on local stores. On other stores (object
+        stores) see ``safe_chunks``.
+    compute
+        ``False``: create every group, array and all the metadata now and return a dask
+        ``Delayed`` that writes the pixels (every level) when computed. Until then the store
+        is a valid image of fill values (the template for ``region=`` writes).
+    safe_chunks
+        For ``region=`` on stores that cannot be locked (object stores, memory): ``True``
+        (default) refuses a region that does not cover whole chunks (shards) of level 0,
+        since regions written at once would overwrite each other's pixels, and leaves the
+        lower levels that straddle regions to :func:`xarray_ome_zarr.build_pyramid` (the
+        image is marked incomplete meanwhile: a warning on open). ``False`` writes every
+        level now: pass it when no other writer writes at the same time.
+
+    Returns
+    -------
+    dask.delayed.Delayed or None
+        With ``compute=False``, the pending pixel writes; else ``None``.
 
     Raises
     ------
@@ -810,6 +842,46 @@ def to_ome_zarr(
             raise OmeZarrError("pass compressors= or the deprecated compressor=, not both")
         is_empty = isinstance(compressor, Sequence) and not isinstance(compressor, str)
         compressors = None if is_empty and not compressor else compressor
+    if region is not None:
+        if mode not in (None, "r+", "a"):
+            raise OmeZarrError.at(
+                f"region= writes into an existing image (mode 'r+'), not with mode={mode!r}",
+                store=store_name(store, storage_options),
+                key="mode",
+            )
+        from .regions import write_region
+
+        given = {
+            "version": version is not None,
+            "scale_factors": scale_factors is not None,
+            "method": method is not None,
+            "chunks": chunks is not None,
+            "shards": shards is not None,
+            "compressors": not (isinstance(compressors, str) and compressors == AUTO),
+            "encoding": bool(encoding),
+            "overwrite": overwrite,
+            "chunks_per_shard": chunks_per_shard is not None,
+            "compute": not compute,
+            "consolidated": consolidated,
+        }
+        refused = [k for k, v in given.items() if v]
+        if refused:
+            raise OmeZarrError.at(
+                f"region= writes into an existing image with its own settings; "
+                f"{', '.join(k + '=' for k in refused)} cannot apply",
+                store=store_name(store, storage_options),
+                key="region",
+            )
+        obj = _as_image_input(obj, dims, scale, translation, units, channels, name)
+        write_region(
+            obj,
+            store,
+            region,
+            group=group,
+            safe_chunks=safe_chunks,
+            storage_options=dict(storage_options or {}),
+        )
+        return None
     mode = resolve_mode(mode, overwrite)
     path = node_path(group)
     obj = _as_image_input(obj, dims, scale, translation, units, channels, name)
@@ -819,8 +891,8 @@ def to_ome_zarr(
     name_of_store = store_name(store, storage_options)
     if mode == "r+":
         raise OmeZarrError.at(
-            "mode='r+' changes the pixels of existing arrays only, and needs region= to say "
-            "where (not available yet); to replace the store pass mode='w'",
+            "mode='r+' changes the pixels of existing arrays only: pass region= to say where; "
+            "to replace the store pass mode='w'",
             store=name_of_store,
             key="mode",
         )
@@ -862,11 +934,20 @@ def to_ome_zarr(
     target = make_target(
         store, overwrite=mode == "w", storage_options=storage_options, version=options.version
     )
+    if not compute:
+        from .regions import check_template_target
+
+        check_template_target(target)
     try:
         plan = make_plan(obj, options)
     except OmeZarrError as err:
         raise err.in_store(target.name) from None
+    if not compute:
+        from .regions import write_template
+
+        return write_template(target, placed(plan, path), consolidated=consolidated)
     write_to(target, placed(plan, path), progress=progress, consolidated=consolidated)
+    return None
 
 
 def placed(plan: Plan, path: str) -> Plan:

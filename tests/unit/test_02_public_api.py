@@ -11,6 +11,7 @@ import pytest
 import xarray_ome_zarr as xoz
 
 FUNCTIONS = [
+    "build_pyramid",
     "image",
     "info",
     "open_ome_dataset",

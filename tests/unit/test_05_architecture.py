@@ -42,6 +42,8 @@ LAYERS = {
     "direct_read": 4,
     "hierarchy": 4,
     "existing": 4,
+    "locks": 4,
+    "pyramid_state": 4,
     # 5: reading, validating, building images and pyramids
     "reader": 5,
     "validation": 5,
@@ -49,8 +51,10 @@ LAYERS = {
     "builder": 5,
     "points": 5,
     "summary": 5,
+    "pyramid_update": 5,
     # 6: writing
     "writer": 6,
+    "regions": 6,
     # 7: the faces users touch
     "backend": 7,
     "accessor": 7,
