@@ -277,3 +277,19 @@ def test_a_template_computed_on_the_cluster(tmp_path, client):
     )
     client.compute(delayed).result()
     assert_pyramid_of(path, image, "mean")
+
+
+def test_a_region_of_a_label_image_named_by_group(tmp_path):
+    image = whole("mode")
+    path = tmp_path / "t.ome.zarr"
+    labels = xoz.to_multiscale(template_of(image), FACTORS, method="mode")
+    xoz.to_ome_zarr(labels, path, group="labels/cells")
+    write_tiles(path, image, tiles(24, 24), group="labels/cells")
+    want = xoz.to_multiscale(image, FACTORS, method="mode")
+    got = xr.open_datatree(path, engine="ome-zarr", group="labels/cells")
+    for k in range(3):
+        np.testing.assert_array_equal(
+            got[f"scale{k}"]["image"].values, want[f"scale{k}"]["image"].values
+        )
+    with pytest.raises(OmeZarrError, match="mode='w'"):
+        xoz.to_ome_zarr(image, path, region="auto", mode="w")
