@@ -47,11 +47,12 @@ from .ngff.emit import (
     split_source,
     zarr_format_of,
 )
-from .ngff.emit_v06 import own_system_name, stored_multiscale_06
+from .ngff.emit_v06 import own_system_name, stored_multiscale_06, stored_paths
 from .ngff.parse import parse_node
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import lost_in
 from .store import is_zip_path, store_name
+from .stored_data import source_group, stored_copies, tree_source_group
 from .systems import SYSTEM_ATTR, back_to_own_system
 from .targets import ArrayPlan, Plan, make_target, write_to
 
@@ -501,6 +502,34 @@ class Planner:
             asked = self.level_encoding(image.node, i, variable_name(level.name))
             self.plan.arrays.append(array_plan(level, full, types, self.options, where, asked))
         self.plan.groups[image.node] = attrs
+        self.copy_stored(attrs, image.node, lambda: source_group(image.levels, image.paths))
+
+    def copy_stored(self, attrs: Mapping[str, Any], node: str, find_source: Any) -> None:
+        """Plan copies of the fields and parameter arrays a written 0.6 document names by
+        path, from the store the input was opened from (``find_source()``)."""
+        ome = attrs.get("ome")
+        if self.options.version != "0.6" or not isinstance(ome, Mapping):
+            return
+        wanted = [p for p in stored_paths(ome) if _join(node, p) not in self.plan.groups]
+        if not wanted:
+            return
+        where = _where(node)
+        group = find_source()
+        if group is None:
+            raise OmeZarrError(
+                f"{where}: the transforms name stored data (fields or parameters) at "
+                f"{', '.join(map(repr, wanted))}, kept beside the image in the store it was "
+                "opened from; that source is not known here (the pixels are in memory or "
+                "computed, not read lazily from a store): write the object as opened, or "
+                "remove those transforms from attrs['ome']"
+            )
+        for path in wanted:
+            for copied in stored_copies(group, path, where):
+                full = _join(node, copied.path)
+                if copied.array is None:
+                    self.plan.groups[full] = jsonable(dict(copied.attrs))
+                else:
+                    self.plan.arrays.append(array_plan(copied.array, full, {}, self.options, where))
 
     def level_encoding(self, node: str, index: int, variable: str) -> dict[str, Any]:
         """The caller's ``encoding=`` for one level: the image's entry, then the level's."""
@@ -524,6 +553,7 @@ class Planner:
         attrs = jsonable(group_attributes(self.options.version, blocks, source.other))
         self.check(attrs, path)
         self.plan.groups[path] = attrs
+        self.copy_stored(attrs, path, lambda: tree_source_group(node))
 
     def tree(self, node: xr.DataTree, path: str = "", label: bool = False) -> None:
         """Plan ``node`` and everything below it."""

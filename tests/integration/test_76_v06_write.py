@@ -222,13 +222,82 @@ def test_coordinate_system_of_a_scene_cannot_map_back_without_the_scene(tmp_path
     )
 
 
+# ---- fields ------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunks", [None, {}])
+def test_a_displacement_field_is_copied(tmp_path, chunks):
+    path = tmp_path / "image.ome.zarr"
+    doc = image_document(
+        extra_systems=[{"name": "warped", "axes": copy.deepcopy(AXES)}],
+        extra_transforms=[
+            {
+                "type": "displacements",
+                "path": "fields/d",
+                "interpolation": "nearest",
+                "input": {"name": "physical"},
+                "output": {"name": "warped"},
+            }
+        ],
+    )
+    write_image(path, doc)
+    write_field(path)
+    ds = xr.open_dataset(path, engine="ome-zarr", chunks=chunks)
+    xoz.to_ome_zarr(ds.isel(x=slice(1, None)), tmp_path / "out.zarr", version="0.6")
+    assert xoz.validate(tmp_path / "out.zarr", strict=True) == []
+    assert ome(tmp_path / "out.zarr", "fields/d") == ome(path, "fields/d")
+    got = xoz.transform_points(
+        tmp_path / "out.zarr", [[1.0, 2.0, 3.0]], source="physical", target="warped"
+    )
+    np.testing.assert_allclose(got, [[1.0, 9.0, 3.0]])
+
+
+def test_a_field_without_a_source_is_refused(tmp_path):
+    path = tmp_path / "image.ome.zarr"
+    doc = image_document(
+        extra_systems=[{"name": "warped", "axes": copy.deepcopy(AXES)}],
+        extra_transforms=[
+            {
+                "type": "displacements",
+                "path": "fields/d",
+                "input": {"name": "physical"},
+                "output": {"name": "warped"},
+            }
+        ],
+    )
+    write_image(path, doc)
+    write_field(path)
+    ds = xr.open_dataset(path, engine="ome-zarr").load()  # pixels in memory: no source
+    with pytest.raises(OmeZarrError, match="'fields/d'.*source"):
+        xoz.to_ome_zarr(ds, tmp_path / "out.zarr", version="0.6")
+    assert not (tmp_path / "out.zarr").exists()
+
+
 # ---- scenes and hierarchies --------------------------------------------------------------
 def test_a_scene_writes_back_as_a_scene(tmp_path):
     write_scene(tmp_path / "scene.zarr", {"a": (0.0, 0.0, 0.0), "b": (0.0, 100.0, 0.0)})
+    root = zarr.open_group(tmp_path / "scene.zarr", mode="r+")
+    doc = root.attrs.asdict()["ome"]
+    doc["scene"]["coordinateSystems"].append({"name": "warped", "axes": copy.deepcopy(AXES)})
+    doc["scene"]["coordinateTransformations"].append(
+        {
+            "type": "displacements",
+            "path": "fields/d",
+            "interpolation": "nearest",
+            "input": {"path": "b", "name": "physical"},
+            "output": {"name": "warped"},
+        }
+    )
+    root.attrs["ome"] = doc
+    write_field(tmp_path / "scene.zarr")
     tree = xr.open_datatree(tmp_path / "scene.zarr", engine="ome-zarr")
     xoz.to_ome_zarr(tree, tmp_path / "out.zarr", version="0.6")
     assert xoz.validate(tmp_path / "out.zarr", strict=True) == []
     assert ome(tmp_path / "out.zarr") == ome(tmp_path / "scene.zarr")
+    assert ome(tmp_path / "out.zarr", "fields/d") == ome(tmp_path / "scene.zarr", "fields/d")
+    warped = {"path": "b", "name": "physical"}
+    np.testing.assert_allclose(
+        xoz.transform_points(tmp_path / "out.zarr", [[1, 2, 3]], source=warped, target="warped"),
+        [[1, 9, 3]],
+    )
     source = {"path": "a", "name": "physical"}
     target = {"path": "b", "name": "physical"}
     np.testing.assert_allclose(

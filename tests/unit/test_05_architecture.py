@@ -50,6 +50,7 @@ LAYERS = {
     "multiscale": 5,
     "builder": 5,
     "points": 5,
+    "stored_data": 5,
     "summary": 5,
     "pyramid_update": 5,
     # 6: writing
