@@ -429,3 +429,21 @@ def test_ngff_zarr_reads_what_we_write_with_the_same_geometry(image, tmp_path):
         for dim in ("z", "y", "x"):
             assert got.scale[dim] == tree[level].ome.scale[dim]
             assert got.translation[dim] == tree[level].ome.translation[dim]
+
+
+def test_an_ngff_zarr_06_image_rewrites_to_the_same_metadata(tmp_path):
+    nz = pytest.importorskip("ngff_zarr")
+    pixels = np.arange(4 * 8 * 8, dtype="uint8").reshape(4, 8, 8)
+    image = nz.to_ngff_image(
+        pixels,
+        dims=["z", "y", "x"],
+        scale={"z": 2.0, "y": 0.5, "x": 0.5},
+        translation={"z": 1.0, "y": 0.0, "x": 3.0},
+    )
+    nz.to_ngff_zarr(
+        str(tmp_path / "nz.zarr"), nz.to_multiscales(image, scale_factors=[2]), version="0.6"
+    )
+    tree = xr.open_datatree(tmp_path / "nz.zarr", engine="ome-zarr")
+    xoz.to_ome_zarr(tree, tmp_path / "ours.zarr", version="0.6")
+    assert ome(tmp_path / "ours.zarr") == ome(tmp_path / "nz.zarr")
+    assert xoz.validate(tmp_path / "ours.zarr", strict=True) == []
