@@ -33,6 +33,7 @@ _LAZY = {
     "to_spatial_image": "adapters",
     "transform_points": "points",
     "validate": "validation",
+    "write_metadata": "metadata_writer",
 }
 
 __all__ = [
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
     from .adapters import to_spatial_image as to_spatial_image
     from .builder import image as image
+    from .metadata_writer import write_metadata as write_metadata
     from .multiscale import to_multiscale as to_multiscale
     from .points import transform_points as transform_points
     from .regions import build_pyramid as build_pyramid

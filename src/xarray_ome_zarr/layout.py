@@ -735,9 +735,16 @@ def image_attributes(
     _channel_block(blocks, arrays[0], types)
     if label:
         check_label(arrays[0], where)
-        blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
+        block = blocks.setdefault("image-label", {"version": "0.4"} if version == "0.4" else {})
+        if isinstance(block, dict) and not block.get("colors"):
+            # the strict schema wants at least one colour: the background, transparent
+            block["colors"] = [dict(BACKGROUND_COLOUR)]
     out: dict[str, Any] = jsonable(group_attributes(version, blocks, source.other, multiscale))
     return out
+
+
+#: The ``image-label`` colour written where the source has none (the strict schemas want one).
+BACKGROUND_COLOUR = {"label-value": 0, "rgba": [0, 0, 0, 0]}
 
 
 def _unknown_type(levels: int) -> str:

@@ -18,10 +18,18 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from .additions import (
+    finish_addition,
+    label_input,
+    node_target,
+    open_addition,
+    plan_listings,
+    remove_created_parents,
+)
 from .chunking import aligned_chunks, chunked, default_chunks, grown_chunks
 from .compression import AUTO, compressors_for, default_compressors
 from .errors import OmeZarrError
-from .existing import look_at, node_path, resolve_mode
+from .existing import ExistingStore, look_at, node_path, resolve_mode, version_for
 from .layout import (
     PATH_ATTR,
     as_image_dataarray,
@@ -662,8 +670,9 @@ def _relative(path: str, base: str) -> str:
     return path[len(base) :].strip("/") if path.startswith(base) else path.strip("/")
 
 
-def make_plan(obj: Any, options: Options) -> Plan:
-    """Check the input and decide every group and array to write.
+def make_plan(obj: Any, options: Options, label: bool = False) -> Plan:
+    """Check the input and decide every group and array to write (``label``: the input is
+    a label image).
 
     The plan's dask arrays may be views of the input's numpy pixels: write it before the
     caller gets control back.
@@ -671,9 +680,11 @@ def make_plan(obj: Any, options: Options) -> Plan:
     check_layout_settings(options)
     planner = Planner(options)
     if isinstance(obj, xr.DataTree):
-        planner.tree(obj)
+        planner.tree(obj, label=label)
     elif isinstance(obj, xr.DataArray | xr.Dataset):
-        planner.image(_single_image(obj))
+        image = _single_image(obj)
+        image.label = image.label or label
+        planner.image(image)
     else:
         raise OmeZarrError(
             f"to_ome_zarr takes a DataArray, Dataset or DataTree, got {type(obj).__name__}"
@@ -914,6 +925,7 @@ def to_ome_zarr(
         return None
     mode = resolve_mode(mode, overwrite)
     path = node_path(group)
+    bare = not isinstance(obj, xr.DataArray | xr.Dataset | xr.DataTree)
     obj = _as_image_input(obj, dims, scale, translation, units, channels, name)
     if method is not None and scale_factors is None:
         raise OmeZarrError(f"method={method!r} needs scale_factors: it builds the pyramid")
@@ -936,13 +948,28 @@ def to_ome_zarr(
                 store=name_of_store,
                 key="mode",
             )
-        raise OmeZarrError.at(
-            f"exists; writing into an existing store (group={path!r}, mode={mode!r}) is not "
-            "available yet",
-            store=name_of_store,
-            node=path,
-            key="group",
+        _add_node(
+            obj,
+            path,
+            mode,
+            existing,
+            Options(
+                version_for(asked, existing, path),
+                scale_factors,
+                method,
+                chunks,
+                shards,
+                compressors,
+                chunks_per_shard=chunks_per_shard,
+                encoding=encoding_by_variable(encoding, isinstance(obj, xr.DataTree)),
+            ),
+            store=store,
+            storage_options=storage_options,
+            progress=progress,
+            consolidated=consolidated,
+            adopt_geometry=bare and scale is None and translation is None,
         )
+        return
     version = asked or "0.5"
     compressors_for(compressors, zarr_format_of(version), version)  # refuse bad names early
     options = Options(
@@ -978,6 +1005,68 @@ def to_ome_zarr(
         return write_template(target, placed(plan, path), consolidated=consolidated)
     write_to(target, placed(plan, path), progress=progress, consolidated=consolidated)
     return None
+
+
+def _add_node(
+    obj: Any,
+    path: str,
+    mode: str,
+    existing: ExistingStore,
+    options: Options,
+    *,
+    store: Any,
+    storage_options: Mapping[str, Any] | None,
+    progress: bool,
+    consolidated: bool,
+    adopt_geometry: bool,
+) -> None:
+    """Write ``obj`` as the node ``path`` of an existing store, then the listings naming it."""
+    compressors_for(options.compressors, options.zarr_format, options.version)
+    addition = open_addition(store, path, mode, existing, options.version, storage_options)
+    try:
+        if addition.kind == "label":
+            obj = label_input(obj, addition, options.scale_factors, options.method, adopt_geometry)
+            options = dataclasses.replace(options, scale_factors=None, method=None)
+        elif addition.kind == "well" and not _is_well(obj):
+            raise OmeZarrError(
+                f"{addition.where()}: a well goes here (<row>/<column> of a plate): pass a "
+                "DataTree whose root has the well metadata and whose children are its fields "
+                "(to add one field, write it to <row>/<column>/<field>)"
+            )
+        try:
+            plan = make_plan(obj, options, label=addition.kind == "label")
+        except OmeZarrError as err:
+            raise _below(err, path) from None
+        plan_listings(addition, obj)
+        target = node_target(addition, overwrite=mode == "w")
+        try:
+            write_to(target, plan, progress=progress, consolidated=False)
+        except BaseException:
+            remove_created_parents(addition)
+            raise
+        finish_addition(addition, consolidated)
+    except OmeZarrError as err:
+        if err.store is not None or str(err).startswith("store "):
+            raise
+        raise err.in_store(addition.name) from None
+    finally:
+        addition.finish()
+
+
+def _below(err: OmeZarrError, path: str) -> OmeZarrError:
+    """An error about a node of the written object, named by its path in the store."""
+    text = str(err).replace("node '/", f"node '/{path}/").replace(f"'/{path}/'", f"'/{path}'")
+    node = _join(path, err.node or "")
+    return OmeZarrError(text, node=node, key=err.key, rule=err.rule)
+
+
+def _is_well(obj: Any) -> bool:
+    if not isinstance(obj, xr.DataTree):
+        return False
+    try:
+        return "well" in split_source(obj.attrs).blocks
+    except OmeZarrError:
+        return False
 
 
 def placed(plan: Plan, path: str) -> Plan:

@@ -3,6 +3,7 @@ images, fields and wells added to an existing store, ``xoz.write_metadata``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,285 @@ def test_group_in_a_new_store_puts_the_image_there_under_plain_groups(tmp_path, 
         assert group.metadata.zarr_format == (2 if version == "0.4" else 3)
         assert dict(group.attrs) == {}
     assert xoz.validate(path / "experiment" / "run1", strict=True) == []
+
+
+# ---- a label image added to an existing image ------------------------------------------------
+def image_store(path: Path, version: str, **kwargs) -> Path:
+    xoz.to_ome_zarr(small_image(), path, version=version, scale_factors=[2], **kwargs)
+    return path
+
+
+def nuclei(shape: tuple[int, ...] = (4, 16, 12), dtype: str = "uint32") -> np.ndarray:
+    data = np.zeros(shape, dtype=dtype)
+    data[:, 2:9, 3:7] = 1
+    data[:, 10:14, 6:11] = 2
+    return data
+
+
+def labels_listing(path: Path, version: str) -> list[str]:
+    name = "zarr.json" if version == "0.5" else ".zattrs"
+    attrs = json.loads((path / "labels" / name).read_text())
+    attrs = attrs.get("attributes", attrs)
+    return (attrs["ome"] if version == "0.5" else attrs)["labels"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_label_image_is_added_with_the_image_levels_and_coordinates(tmp_path, version):
+    path = image_store(tmp_path / "img.zarr", version)
+    xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
+    xoz.to_ome_zarr(nuclei() * 2, path, group="labels/cells", mode="a")
+    assert labels_listing(path, version) == ["nuclei", "cells"]
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    image = tree["scale1"].to_dataset()
+    label = tree["labels/nuclei"]
+    assert sorted(label.children) == ["scale0", "scale1"]
+    np.testing.assert_array_equal(label["scale0"]["image"].values, nuclei())
+    for level in ("scale0", "scale1"):  # the image's coordinates, level by level
+        for dim in ("z", "y", "x"):
+            np.testing.assert_allclose(label[level][dim].values, tree[level][dim].values)
+    assert set(np.unique(label["scale1"]["image"].values)) <= {0, 1, 2}  # mode: no new ids
+    assert label["scale1"]["image"].shape == image["image"].shape[1:]
+    assert xoz.validate(path, strict=True) == []
+
+
+def test_added_labels_are_seen_by_ome_zarr_py(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    path = image_store(tmp_path / "img.zarr", "0.4")
+    xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
+    nodes = list(Reader(parse_url(str(path)))())
+    found = [n for n in nodes if "/labels/nuclei" in str(n.zarr)]
+    assert found, [str(n.zarr) for n in nodes]
+    np.testing.assert_array_equal(np.asarray(found[0].data[0]), nuclei())
+
+
+@pytest.mark.parametrize(
+    ("label", "match"),
+    [
+        (nuclei(dtype="float32"), "integers"),
+        (nuclei(shape=(4, 16, 10)), "pixels along 'x'"),
+        (nuclei()[0], "axes"),
+    ],
+    ids=["float", "shape", "axes"],
+)
+def test_a_label_that_does_not_fit_its_image_is_refused_and_nothing_is_written(
+    tmp_path, label, match
+):
+    path = image_store(tmp_path / "img.zarr", "0.5")
+    before = tree_listing(path)
+    with pytest.raises(OmeZarrError, match=match) as info:
+        xoz.to_ome_zarr(label, path, group="labels/nuclei", mode="a")
+    assert "labels/nuclei" in str(info.value) and "img.zarr" in str(info.value)
+    assert tree_listing(path) == before
+
+
+def test_a_label_with_other_coordinates_is_refused(tmp_path):
+    path = image_store(tmp_path / "img.zarr", "0.5")
+    label = xoz.image(
+        nuclei(),
+        dims=("z", "y", "x"),
+        scale={"z": 2.0, "y": 0.5, "x": 0.25},
+        translation={"z": 1.0, "y": -3.0, "x": 4.0},
+    )
+    with pytest.raises(OmeZarrError, match="coordinates along 'x'"):
+        xoz.to_ome_zarr(label, path, group="labels/nuclei", mode="a")
+
+
+def test_an_existing_label_needs_mode_w_to_be_replaced(tmp_path):
+    path = image_store(tmp_path / "img.zarr", "0.5")
+    xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
+    with pytest.raises(OmeZarrError, match="mode='w' replaces"):
+        xoz.to_ome_zarr(nuclei() * 3, path, group="labels/nuclei", mode="a")
+    xoz.to_ome_zarr(nuclei() * 3, path, group="labels/nuclei", mode="w")
+    got = xr.open_dataset(path, engine="ome-zarr", group="labels/nuclei")
+    np.testing.assert_array_equal(got["image"].values, nuclei() * 3)
+    assert labels_listing(path, "0.5") == ["nuclei"]
+    np.testing.assert_array_equal(  # the image itself untouched
+        xr.open_dataset(path, engine="ome-zarr")["image"].values, small_image().values
+    )
+
+
+def test_a_failing_label_write_leaves_the_store_as_it_was(tmp_path):
+    import dask.array as da
+
+    path = image_store(tmp_path / "img.zarr", "0.4")
+    before = tree_listing(path)
+
+    def broken(block):
+        raise RuntimeError("disk on fire")
+
+    pixels = da.from_array(nuclei(), chunks=(2, 16, 12)).map_blocks(broken, dtype="uint32")
+    label = xr.DataArray(pixels, dims=("z", "y", "x"))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        xoz.to_ome_zarr(label, path, group="labels/nuclei", mode="a")
+    assert tree_listing(path) == before
+    assert not (path / "labels").exists()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_consolidated_metadata_is_refreshed_after_adding_a_label(tmp_path, version):
+    path = image_store(tmp_path / "img.zarr", version, consolidated=True)
+    xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
+    root = zarr.open_group(path, mode="r", use_consolidated=True)
+    assert "nuclei" in root["labels"]  # answered from the consolidated listing
+    assert "nuclei" in dict(root["labels"].attrs).get("ome", dict(root["labels"].attrs))["labels"]
+
+
+def test_labels_only_go_under_an_image(tmp_path):
+    path = tmp_path / "plain.zarr"
+    xoz.to_ome_zarr(small_image(), path, group="a/img")
+    with pytest.raises(OmeZarrError, match="not one"):
+        xoz.to_ome_zarr(nuclei(), path, group="a/labels/nuclei", mode="a")
+    with pytest.raises(OmeZarrError, match="inside the image"):
+        xoz.to_ome_zarr(nuclei(), path, group="a/img/extra", mode="a")
+    with pytest.raises(OmeZarrError, match="holds OME-Zarr 0.5"):
+        xoz.to_ome_zarr(nuclei(), path, group="a/img/labels/x", mode="a", version="0.4")
+
+
+# ---- a field into a well, a well into a plate ------------------------------------------------
+@pytest.fixture(scope="module", params=VERSIONS)
+def plate_source(request, tmp_path_factory):
+    from ..fixtures.stores import ome_zarr_py_plate
+
+    return ome_zarr_py_plate(tmp_path_factory.mktemp("plate"), request.param)
+
+
+def copied(source, tmp_path) -> Path:
+    import shutil
+
+    target = tmp_path / "plate.zarr"
+    shutil.copytree(source.path, target)
+    return target
+
+
+def ome_block(path: Path, node: str, key: str) -> dict:
+    group = zarr.open_group(path / node, mode="r")
+    attrs = dict(group.attrs)
+    return attrs.get("ome", attrs)[key]
+
+
+def field_image(seed: int) -> xr.DataArray:
+    data = np.random.default_rng(seed).integers(0, 1000, (2, 33, 41), dtype="uint16")
+    return xoz.image(data, dims=("c", "y", "x"), scale={"y": 0.65, "x": 0.65}, units="micrometer")
+
+
+def test_a_field_is_added_to_a_well_and_the_field_counts_follow(plate_source, tmp_path):
+    path = copied(plate_source, tmp_path)
+    xoz.to_ome_zarr(field_image(1), path, group="A/1/2", mode="a", scale_factors=[2])
+    images = ome_block(path, "A/1", "well")["images"]
+    assert [i["path"] for i in images] == ["0", "1", "2"]
+    assert images[-1]["acquisition"] == 0
+    plate = ome_block(path, "", "plate")
+    assert plate["field_count"] == 3
+    assert plate["acquisitions"][0]["maximumfieldcount"] == 3
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    np.testing.assert_array_equal(tree["A/1/2/scale0"]["image"].values, field_image(1).values)
+    assert [p for p in xoz.validate(path) if p.severity == "error"] == []
+    assert xoz.validate(path / "A" / "1" / "2", strict=True) == []  # ome-zarr-py's fields lack
+    # the strict schema's multiscale metadata; the one we wrote has it
+
+
+def test_a_well_is_added_to_a_plate_with_its_row_and_column(plate_source, tmp_path):
+    path = copied(plate_source, tmp_path)
+    well = xr.open_datatree(path, engine="ome-zarr")["A/1"].copy()
+    xoz.to_ome_zarr(well, path, group="C/3", mode="a")
+    plate = ome_block(path, "", "plate")
+    assert [r["name"] for r in plate["rows"]] == ["A", "B", "C"]
+    assert [c["name"] for c in plate["columns"]] == ["1", "2", "3"]
+    assert plate["wells"][-1] == {"path": "C/3", "rowIndex": 2, "columnIndex": 2}
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    copy, original = (tree[f"{w}/1/scale0"].to_dataset() for w in ("C/3", "A/1"))
+    assert list(copy.data_vars) == list(original.data_vars)
+    for name in original.data_vars:
+        np.testing.assert_array_equal(copy[name].values, original[name].values)
+    assert [p for p in xoz.validate(path) if p.severity == "error"] == []
+
+
+def test_a_well_must_be_a_well_tree(plate_source, tmp_path):
+    path = copied(plate_source, tmp_path)
+    with pytest.raises(OmeZarrError, match="a well goes here"):
+        xoz.to_ome_zarr(field_image(1), path, group="C/3", mode="a")
+    with pytest.raises(OmeZarrError, match="inside the plate"):
+        xoz.to_ome_zarr(field_image(1), path, group="C", mode="a")
+    assert not (path / "C").exists()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_peers_validate_and_read_an_image_with_an_added_label(tmp_path, version):
+    from .test_72_truthful import _peers_accept
+
+    path = image_store(tmp_path / "img.zarr", version)
+    xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
+    _peers_accept(path)
+    _peers_accept(path / "labels" / "nuclei")
+
+
+# ---- write_metadata --------------------------------------------------------------------------
+def chunk_files(path: Path) -> dict[str, float]:
+    """Every file that is not a metadata document, with its modification time."""
+    names = ("zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata")
+    return {
+        str(p.relative_to(path)): p.stat().st_mtime_ns
+        for p in path.rglob("*")
+        if p.is_file() and p.name not in names
+    }
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_write_metadata_changes_names_colours_units_and_name_not_pixels(tmp_path, version):
+    path = image_store(tmp_path / "img.zarr", version)
+    chunks = chunk_files(path)
+    ds = xr.open_dataset(path, engine="ome-zarr", level=1)
+    ds = ds.assign_coords(c=["nuclei", "membrane"]).rename({"image": "cells"})
+    ds["x"].attrs["units"] = "nanometer"
+    attrs = ds.attrs.get("ome", ds.attrs)
+    attrs["omero"]["channels"][1]["color"] = "FF00FF"
+    xoz.write_metadata(ds, path)
+    assert chunk_files(path) == chunks  # not a pixel touched
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    for level in ("scale0", "scale1"):
+        assert list(tree[level].data_vars) == ["cells"]
+        assert list(tree[level]["c"].values) == ["nuclei", "membrane"]
+        assert tree[level]["x"].attrs["units"] == "nanometer"
+        np.testing.assert_array_equal(tree[level]["y"].values, image_tree_y(level))
+    omero = tree.attrs.get("ome", tree.attrs)["omero"]
+    assert [c["label"] for c in omero["channels"]] == ["nuclei", "membrane"]
+    assert omero["channels"][1]["color"] == "FF00FF"
+    assert omero["channels"][0]["color"] == attrs["omero"]["channels"][0]["color"]
+    assert xoz.validate(path, strict=True) == []
+
+
+def image_tree_y(level: str) -> np.ndarray:
+    tree = xoz.to_multiscale(small_image(), [2])
+    return tree[level]["y"].values
+
+
+def test_write_metadata_refuses_other_geometry_or_shape_and_writes_nothing(tmp_path):
+    path = image_store(tmp_path / "img.zarr", "0.5")
+    before = {p: (path / p).read_bytes() for p in tree_listing(path)}
+    ds = xr.open_dataset(path, engine="ome-zarr")
+    moved = ds.assign_coords(x=ds["x"].values + 1.0)
+    with pytest.raises(OmeZarrError, match="does not move pixels") as info:
+        xoz.write_metadata(moved, path)
+    assert "img.zarr" in str(info.value) and info.value.key == "multiscales/0/datasets/0"
+    with pytest.raises(OmeZarrError, match="shape"):
+        xoz.write_metadata(ds.isel(x=slice(0, 4)), path)
+    with pytest.raises(OmeZarrError, match="no such store"):
+        xoz.write_metadata(ds, tmp_path / "nothing.zarr")
+    assert {p: (path / p).read_bytes() for p in tree_listing(path)} == before
+
+
+def test_write_metadata_of_a_label_image_in_a_tree(tmp_path):
+    path = image_store(tmp_path / "img.zarr", "0.4")
+    xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
+    chunks = chunk_files(path)
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    tree["labels/nuclei"].attrs["image-label"]["colors"] = [
+        {"label-value": 1, "rgba": [255, 0, 0, 255]}
+    ]
+    xoz.write_metadata(tree, path)
+    assert chunk_files(path) == chunks
+    again = xr.open_datatree(path, engine="ome-zarr")
+    assert again["labels/nuclei"].attrs["image-label"]["colors"][0]["rgba"] == [255, 0, 0, 255]
+    assert xoz.validate(path, strict=True) == []

@@ -20,6 +20,7 @@ FUNCTIONS = [
     "to_ome_zarr",
     "to_spatial_image",
     "validate",
+    "write_metadata",
 ]
 
 

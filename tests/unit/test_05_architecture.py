@@ -56,6 +56,8 @@ LAYERS = {
     # 6: writing
     "writer": 6,
     "regions": 6,
+    "additions": 6,
+    "metadata_writer": 6,
     # 7: the faces users touch
     "backend": 7,
     "accessor": 7,
