@@ -948,6 +948,14 @@ def to_ome_zarr(
                 store=name_of_store,
                 key="mode",
             )
+        if not compute:
+            raise OmeZarrError.at(
+                "compute=False writes the template of a new store; a node added into an "
+                "existing store is written whole (leave compute= out)",
+                store=name_of_store,
+                node=path,
+                key="compute",
+            )
         _add_node(
             obj,
             path,
