@@ -23,6 +23,7 @@ from xarray_ome_zarr.ngff.emit import (
     zarr_format_of,
 )
 from xarray_ome_zarr.ngff.emit_v06 import (
+    dataset_json_06,
     multiscale_json_06,
     own_system_name,
     scene_json_06,
@@ -338,6 +339,14 @@ def test_06_keeps_the_stored_systems_transforms_and_names():
     assert ms["datasets"][1] == _dataset_06("s1", [1.0, 1.0], [0.25, 0.25], "phys")
     with pytest.raises(OmeZarrError, match=r"changed from \['y', 'x'\] to \['x'\]"):
         multiscale_json_06([axis_json(X)], [("s0", [1.0], [0.0])], stored=ms)
+
+
+def test_06_a_stored_identity_stays_one_where_it_still_fits():
+    stored = {"type": "identity", "input": {"path": "0"}, "output": {"name": "a"}}
+    kept = dataset_json_06("0", [1.0, 1.0], [0.0, 0.0], "a", stored)
+    assert kept["coordinateTransformations"][0]["type"] == "identity"
+    moved = dataset_json_06("0", [1.0, 1.0], [0.0, 2.0], "a", stored)
+    assert moved["coordinateTransformations"][0]["type"] == "sequence"
 
 
 def test_06_stored_multiscale_is_spelled_as_06():

@@ -67,8 +67,8 @@ def dataset_json_06(
     """One 0.6 ``datasets`` entry: the array ``path`` to the system ``system``.
 
     A sequence of a scale and a translation (as ngff-zarr 0.50 writes it); a single scale
-    where the stored transform of this path was one and the translation is zero. The stored
-    transform's ``name`` is kept.
+    (or identity) where the stored transform of this path was one and still says the same.
+    The stored transform's ``name`` is kept.
     """
     scale = [float(v) for v in scale]
     translation = [float(v) for v in translation]
@@ -76,7 +76,9 @@ def dataset_json_06(
     transform: dict[str, Any] = {"input": {"path": path}, "output": {"name": system}}
     if isinstance(kept.get("name"), str):
         transform["name"] = kept["name"]
-    if kept.get("type") == "scale" and not any(translation):
+    if kept.get("type") == "identity" and not any(translation) and all(v == 1 for v in scale):
+        transform["type"] = "identity"
+    elif kept.get("type") == "scale" and not any(translation):
         transform.update({"type": "scale", "scale": scale})
     else:
         transform["type"] = "sequence"
