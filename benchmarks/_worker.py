@@ -309,6 +309,50 @@ def mode_http(spec: dict) -> dict:
     return result
 
 
+# ---- reading level 0 over a network (HTTP with latency, S3 on moto) ----------------------
+def mode_remote(spec: dict) -> dict:
+    """Open and read level 0 from a URL: one warm-up read, then ``reads`` timed ones.
+
+    Every read opens the store again (as a one-liner does); the HTTP server's request count
+    is taken by run.py around the whole process and divided by the reads (warm-up included).
+    """
+    import statistics
+
+    url, who = spec["url"], spec["who"]
+    options = spec.get("storage_options") or {}
+    import zarr
+
+    if who == "ours":
+        import xarray as xr
+
+        import xarray_ome_zarr.reader  # noqa: F401
+
+        xr.backends.list_engines()
+
+        def read():  # type: ignore[no-untyped-def]
+            ds = xr.open_dataset(url, engine="ome-zarr", storage_options=options or None)
+            return ds["image"].values
+    elif who == "zarr":
+
+        def read():  # type: ignore[no-untyped-def]
+            return zarr.open_array(f"{url}/0", mode="r", storage_options=options or None)[...]
+    else:
+        raise ValueError(who)
+    first = read()
+    check = fingerprint(first)
+    del first
+    runs = []
+    for _ in range(spec.get("reads", 1)):
+        out, m = timed(read, trim=False)
+        if fingerprint(out) != check:
+            return {"error": "a later read differs from the first"}
+        del out
+        runs.append(m)
+    result = {k: statistics.median(r[k] for r in runs) for k in ("time", "cpu")}
+    result.update(check=check, reads=1 + len(runs), peak=max(r["peak"] for r in runs))
+    return result
+
+
 # ---- writing a pyramid -------------------------------------------------------------------
 def _data_module():  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(HERE))
@@ -473,7 +517,13 @@ def mode_lazy(spec: dict) -> dict:
     }
 
 
-MODES = {"read": mode_read, "http": mode_http, "write": mode_write, "lazy": mode_lazy}
+MODES = {
+    "read": mode_read,
+    "remote": mode_remote,
+    "http": mode_http,
+    "write": mode_write,
+    "lazy": mode_lazy,
+}
 
 
 def main() -> None:

@@ -36,8 +36,10 @@ from _worker import fresh_code  # noqa: E402
 
 WORKER = HERE / "_worker.py"
 READS = 3  # measured reads per process after the warm-up read (their median is the run's)
-GROUPS = ("read", "chunks", "fresh", "http", "write", "lazy")
+GROUPS = ("read", "sharded", "chunks", "fresh", "http", "remote", "write", "lazy")
 HTTP_DELAY = 0.020
+#: Paths of metadata documents (every other GET is a chunk).
+METADATA = ("zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata")
 MiB = 2**20
 GiB = 2**30
 
@@ -51,6 +53,10 @@ NAMES = {
     "ngff_dask": "ngff-zarr DASK_BIN_SHRINK",
     "ngff_cons": "ngff-zarr, consolidated store",
     "omezarr": "ome-zarr-py",
+    "http_ours": "xarray-ome-zarr over HTTP",
+    "http_zarr": "zarr-python over HTTP",
+    "s3_ours": "xarray-ome-zarr from S3",
+    "s3_zarr": "zarr-python from S3",
     "xrzarr": "xarray zarr engine + dask",
 }
 
@@ -277,6 +283,47 @@ def bench_read(data: dict, n: int) -> Samples:
     return _bench_reads("read", ["zarr", "ours", "ngff", "omezarr", "xrzarr"], data, n)
 
 
+def bench_sharded(data: dict, n: int) -> Samples:
+    """The same steady-state read, of the sharded copy (a shard per channel and level)."""
+    return _bench_reads("sharded", ["zarr", "ours", "ngff"], {**data, "source": data["sharded"]}, n)
+
+
+def bench_remote(data: dict, n: int) -> Samples:
+    """Level 0 read over HTTP (20 ms a request) and from S3 (moto's server), ours and zarr's."""
+    s = Samples("remote")
+    folder = Path(data["folder"])
+    name = Path(data["source"]).name
+    with DelayedHTTPServer(folder, HTTP_DELAY) as server:
+        for _, order in rounds(["zarr", "ours"], n):
+            for who in order:
+                server.reset()
+                spec = {"mode": "remote", "who": who, "url": f"{server.url}/{name}"}
+                result = run_worker({**spec, "reads": READS})
+                if "error" not in result:
+                    snap = server.snapshot()
+                    chunks = [p for p in snap["paths"] if not p.endswith(METADATA)]
+                    result["requests"] = snap["total"] / result["reads"]
+                    result["chunk_requests"] = len(chunks) / result["reads"]
+                s.add(f"http_{who}", result)
+    try:
+        sys.path.insert(0, str(HERE.parent))
+        from tests.servers import s3_server, upload_tree
+    except ImportError as err:  # moto or the tests folder missing
+        s.note = f"S3 not measured: {err}"
+        return s
+    with s3_server() as s3:
+        s3.make_bucket("bench")
+        upload_tree(s3.filesystem(), data["source"], f"bench/{name}")
+        # s3fs asks for an object's size before every read unless max_concurrency is 1
+        # (what our open_store sets): both get the same options, so the same requests.
+        options = {**s3.storage_options, "max_concurrency": 1}
+        for _, order in rounds(["zarr", "ours"], n):
+            for who in order:
+                spec = {"mode": "remote", "who": who, "url": f"s3://bench/{name}"}
+                s.add(f"s3_{who}", run_worker({**spec, "storage_options": options, "reads": READS}))
+    return s
+
+
 def bench_chunks(data: dict, n: int) -> Samples:
     return _bench_reads("chunks", ["zarr", "ours_dask"], data, n)
 
@@ -373,12 +420,33 @@ def table_rows(res: dict[str, Samples], data: dict, quick: bool = False) -> list
                     f"issue: {m_issue}×",
                 )
             )
+    if s := res.get("sharded"):
+        b = "read sharded level 0 `.values`, steady state"
+        rows.append(ratio_row(s, b, "ours", "zarr", "time", 0.80, fmt_time))
+        rows.append(ratio_row(s, b + ", peak RSS growth", "ours", "zarr", "peak", 0.80, fmt_mem))
+        rows.append(ratio_row(s, b, "ours", "ngff", "time", 1.00, fmt_time))
+        rows.append(ratio_row(s, b, "ngff", "zarr", "time", None, fmt_time))
     if s := res.get("chunks"):
         b = "read level 0 `chunks={}` + `.compute()`, steady state"
         rows.append(ratio_row(s, b, "ours_dask", "zarr", "time", 1.20, fmt_time))
         rows.append(
-            ratio_row(s, b + ", peak RSS growth", "ours_dask", "zarr", "peak", None, fmt_mem)
+            ratio_row(s, b + ", peak RSS growth", "ours_dask", "zarr", "peak", 1.20, fmt_mem)
         )
+    if s := res.get("remote"):
+        for where, label in (
+            ("http", f"over HTTP, {HTTP_DELAY * 1000:.0f} ms/request"),
+            ("s3", "from S3 (moto server)"),
+        ):
+            b = f"read level 0 {label}"
+            row = ratio_row(s, b, f"{where}_ours", f"{where}_zarr", "time", 0.70, fmt_time)
+            qa, qb = s.median(f"{where}_ours", "requests"), s.median(f"{where}_zarr", "requests")
+            ca = s.median(f"{where}_ours", "chunk_requests")
+            cb = s.median(f"{where}_zarr", "chunk_requests")
+            if qa is not None and qb is not None:
+                row.measured += (
+                    f"; {qa:.0f} vs {qb:.0f} requests a read ({ca:.0f} vs {cb:.0f} for chunks)"
+                )
+            rows.append(row)
     if s := res.get("fresh"):
         b = "fresh process: import, open, read level 0"
         rows.append(ratio_row(s, b, "ours", "ngff", "time", 0.70, fmt_time))
@@ -648,6 +716,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {g} ...", end=" ", flush=True)
         if g == "read":
             res[g] = bench_read(data, n_read)
+        elif g == "sharded":
+            res[g] = bench_sharded(data, n_read)
+        elif g == "remote":
+            res[g] = bench_remote(data, n_http)
         elif g == "chunks":
             res[g] = bench_chunks(data, n_read)
         elif g == "fresh":

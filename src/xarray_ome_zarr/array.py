@@ -11,14 +11,16 @@ from xarray.core import indexing
 
 from .direct_read import ChunkReadError, DirectReader
 from .errors import OmeZarrError
+from .remote_read import StoreReader
 
 
 class OmeZarrArray(BackendArray):
     """Index a zarr array the way xarray asks: basic, outer and vectorized.
 
     Holds no open file handle and pickles as the ``zarr.Array`` it wraps, so dask can ship
-    it to other processes. Basic selections of a local, unsharded array are read from the
-    chunk files directly (:mod:`.direct_read`); everything else goes through zarr.
+    it to other processes. Basic selections of a local array are read from the chunk (or
+    shard) files directly (:mod:`.direct_read`), those of a remote unsharded one with fetches
+    and decodes overlapped (:mod:`.remote_read`); everything else goes through zarr.
     """
 
     __slots__ = ("_array", "_direct", "dtype", "shape", "_where")
@@ -28,7 +30,9 @@ class OmeZarrArray(BackendArray):
         self.shape = array.shape
         self.dtype = np.dtype(array.dtype)
         self._where = where
-        self._direct = DirectReader.of(array)
+        self._direct: DirectReader | StoreReader | None = DirectReader.of(array) or StoreReader.of(
+            array
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self._array, self._where))

@@ -35,13 +35,14 @@ import zarr
 
 from ._compat import V2Codec, codec_pipeline, shard_layout, sync_decoder
 
-Decode = Callable[[bytes], np.ndarray]
+#: Decodes one chunk's stored bytes (``bytes`` or a uint8 array) into an array.
+Decode = Callable[[Any], np.ndarray]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
+def read_pool() -> ThreadPoolExecutor:
     """The threads that read many chunks at once (created on first use, shared)."""
     global _POOL
     with _POOL_LOCK:
@@ -110,6 +111,12 @@ def _chunk_spec(array: zarr.Array) -> Any:
 
     prototype = default_buffer_prototype()
     return array.metadata.get_chunk_spec((0,) * array.ndim, array.config, prototype)
+
+
+def chunk_decoder(array: zarr.Array) -> Decode | None:
+    """The decode of one (unsharded) chunk's bytes of ``array`` into an array of the chunk's
+    shape, or ``None`` when zarr must decode it."""
+    return _v3_decoder(array) if array.metadata.zarr_format == 3 else _v2_decoder(array)
 
 
 #: An inner chunk's offset and length in the shard index when the chunk is not stored.
@@ -187,7 +194,8 @@ def _v2_decoder(array: zarr.Array) -> Decode | None:
     return decode
 
 
-def _fill_value(array: zarr.Array) -> Any:
+def fill_value(array: zarr.Array) -> Any:
+    """The value a missing chunk reads as (zarr v2's ``null``: 0, as zarr reads it)."""
     value = array.metadata.fill_value
     return 0 if value is None else value
 
@@ -225,14 +233,13 @@ class DirectReader:
                 decode: Decode | None = shards.decode_inner
             else:
                 chunks = tuple(int(c) for c in array.chunks)
-                v3 = array.metadata.zarr_format == 3
-                decode = _v3_decoder(array) if v3 else _v2_decoder(array)
+                decode = chunk_decoder(array)
         except Exception:  # an optimisation only: whatever it does not know, zarr reads
             return None
         if decode is None:
             return None
         folder = Path(store.root) / array.store_path.path
-        fill = _fill_value(array)
+        fill = fill_value(array)
         return cls(folder, array.metadata, tuple(array.shape), chunks, fill, decode, shards)
 
     def chunk_key(self, coords: Sequence[int]) -> str:
@@ -257,7 +264,7 @@ class DirectReader:
 
     def read(self, key: tuple[Any, ...], dtype: np.dtype) -> np.ndarray | None:
         """``array[key]`` for a tuple of ints and unit-step slices; ``None`` for other keys."""
-        bounds = _bounds(key, self.shape)
+        bounds = selection_bounds(key, self.shape)
         if bounds is None:
             return None
         out = np.empty(tuple(stop - start for start, stop in bounds), dtype=dtype)
@@ -274,7 +281,7 @@ class DirectReader:
             if len(tiles) == 1:
                 copy(tiles[0])
             else:
-                for _ in _pool().map(copy, tiles):
+                for _ in read_pool().map(copy, tiles):
                     pass
         drop = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
         return out.squeeze(axis=drop) if drop else out
@@ -286,7 +293,7 @@ class DirectReader:
         coords: tuple[int, ...],
     ) -> None:
         """Read the chunk at ``coords`` into its part of ``out`` (the selection ``bounds``)."""
-        target, source = _overlap(bounds, self.chunks, coords)
+        target, source = overlap(bounds, self.chunks, coords)
         chunk = self.read_chunk(coords)
         out[target] = self.fill if chunk is None else chunk[source]
 
@@ -311,7 +318,7 @@ class DirectReader:
                 try:
                     fd = os.open(self.folder / key, os.O_RDONLY)
                 except FileNotFoundError:
-                    out[_overlap(bounds, self.chunks, coords)[0]] = self.fill
+                    out[overlap(bounds, self.chunks, coords)[0]] = self.fill
                     continue
                 except OSError as err:
                     raise ChunkReadError(f"shard {key!r}: {type(err).__name__}: {err}") from err
@@ -333,14 +340,14 @@ class DirectReader:
                     local = tuple(i - f for i, f in zip(chunk, first, strict=True))
                     offset, length = (int(v) for v in index[local])
                     if offset == _MISSING:
-                        out[_overlap(bounds, inner, chunk)[0]] = self.fill
+                        out[overlap(bounds, inner, chunk)[0]] = self.fill
                     else:
                         jobs.append((fd, key, offset, length, chunk))
             decode = functools.partial(self._decode_inner, shards, out, bounds)
             if len(jobs) == 1:
                 decode(jobs[0])
             elif jobs:
-                for _ in _pool().map(decode, jobs):
+                for _ in read_pool().map(decode, jobs):
                     pass
         finally:
             for fd in files:
@@ -366,11 +373,11 @@ class DirectReader:
             raise ChunkReadError(
                 f"shard {key!r}, inner chunk {coords}: {type(err).__name__}: {err}"
             ) from err
-        target, source = _overlap(bounds, shards.inner_chunks, coords)
+        target, source = overlap(bounds, shards.inner_chunks, coords)
         out[target] = chunk[source]
 
 
-def _overlap(
+def overlap(
     bounds: Sequence[tuple[int, int]], chunks: Sequence[int], coords: Sequence[int]
 ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     """Where the chunk at ``coords`` meets the selection ``bounds``: the part of the output
@@ -383,7 +390,7 @@ def _overlap(
     return tuple(target), tuple(source)
 
 
-def _bounds(key: tuple[Any, ...], shape: Sequence[int]) -> list[tuple[int, int]] | None:
+def selection_bounds(key: tuple[Any, ...], shape: Sequence[int]) -> list[tuple[int, int]] | None:
     """``(start, stop)`` per axis for ints and unit-step slices, else ``None``."""
     if len(key) != len(shape):
         return None

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from xarray.core import indexing
+from xarray.indexes import PandasIndex
 
 from .array import OmeZarrArray
 from .coordinate_index import pixel_centre_coordinates
@@ -204,10 +205,7 @@ class NodeReader:
             else:
                 labels = channel_labels(meta.omero, size, self.where(node))
                 if labels is not None:
-                    variable = _numpy_variable(
-                        axis.name, np.asarray(labels, dtype=str), {TYPE_ATTR: "channel"}
-                    )
-                    coords = coords.assign({axis.name: variable})
+                    coords = coords.assign(_label_coordinate(axis.name, labels))
         return coords
 
     # ---- hierarchy ----------------------------------------------------------------
@@ -289,6 +287,21 @@ def _numpy_variable(dim: str, values: np.ndarray, attrs: dict[str, Any]) -> xr.V
     with it scipy): half a second of a fresh process's open that ``.values`` never needs.
     """
     return xr.Variable((dim,), values, attrs, fastpath=True)
+
+
+def _label_coordinate(dim: str, labels: list[str]) -> xr.Coordinates:
+    """The channel coordinate ``dim`` of ``labels``, with its pandas index built here.
+
+    Given the index, xarray does not cast the values to one itself, which asks whether they
+    are a dask array and so imports dask (a third of a second of a fresh process's open).
+    """
+    import pandas as pd
+
+    values = np.asarray(labels, dtype=str)
+    index = PandasIndex(pd.Index(values), dim, coord_dtype=values.dtype)
+    coords = xr.Coordinates.from_xindex(index)
+    coords[dim].attrs[TYPE_ATTR] = "channel"
+    return coords
 
 
 def channel_labels(omero: Omero | None, size: int, where: str) -> list[str] | None:

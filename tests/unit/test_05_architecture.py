@@ -40,6 +40,7 @@ LAYERS = {
     "chunking": 4,
     "array": 4,
     "direct_read": 4,
+    "remote_read": 4,
     "hierarchy": 4,
     "existing": 4,
     "locks": 4,
