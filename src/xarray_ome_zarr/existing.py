@@ -20,6 +20,7 @@ import zarr
 from ._compat import sync
 from .errors import OmeZarrError
 from .ngff.emit import split_source, zarr_format_of
+from .ngff.v06 import WRITTEN_VERSION, is_06
 from .store import is_url, is_zip_path, local_path, open_store, store_name
 
 __all__ = ["MODES", "ExistingStore", "look_at", "node_path", "resolve_mode"]
@@ -157,6 +158,8 @@ def version_for(asked: str | None, existing: ExistingStore, where: str) -> str:
     A store without OME metadata takes ``asked`` (default 0.5) if its zarr format fits.
     """
     found = existing.version
+    if is_06(found):  # 0.6rc0, 0.6.dev3/4: what is added is written in the released spelling
+        found = WRITTEN_VERSION
     if found is None and existing.zarr_format is not None:
         found = None if asked is not None else ("0.4" if existing.zarr_format == 2 else "0.5")
     if found is not None and asked is not None and asked != found:

@@ -463,3 +463,18 @@ def test_an_ngff_zarr_06_image_rewrites_to_the_same_metadata(tmp_path):
     xoz.to_ome_zarr(tree, tmp_path / "ours.zarr", version="0.6")
     assert ome(tmp_path / "ours.zarr") == ome(tmp_path / "nz.zarr")
     assert xoz.validate(tmp_path / "ours.zarr", strict=True) == []
+
+
+@pytest.mark.parametrize("version", ["0.6", "0.6rc0"])
+def test_a_label_added_into_a_06_store_is_written_as_06(tmp_path, version):
+    doc = image_document()
+    doc["version"] = version
+    write_image(tmp_path / "image.zarr", doc)
+    ds = xr.open_dataset(tmp_path / "image.zarr", engine="ome-zarr")
+    seg = xr.zeros_like(ds["img"]).astype("uint8").rename("seg").to_dataset()
+    xoz.to_ome_zarr(seg, tmp_path / "image.zarr", group="labels/seg", mode="a")
+    assert ome(tmp_path / "image.zarr", "labels") == {"version": "0.6", "labels": ["seg"]}
+    assert ome(tmp_path / "image.zarr", "labels/seg")["version"] == "0.6"
+    assert xoz.validate(tmp_path / "image.zarr") == []
+    tree = xr.open_datatree(tmp_path / "image.zarr", engine="ome-zarr")
+    assert tree["labels/seg/scale0"]["seg"].shape == ds["img"].shape
