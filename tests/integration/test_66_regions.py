@@ -30,10 +30,11 @@ SHAPE = (2, 60, 52)  # c, y, x
 SCALE = {"y": 0.5, "x": 0.25}
 TRANSLATION = {"y": 10.0, "x": -3.0}
 FACTORS = [2, 2]
-#: (version, layout keywords): chunks of 16, and for 0.5 shards of 32 too.
+#: (version, layout keywords): chunks of 16; for 0.5 chunks of 8 in shards of 32.
 LAYOUTS = {
     "0.4": {"chunks": {"c": 1, "y": 16, "x": 16}},
     "0.5-sharded": {"chunks": {"c": 1, "y": 8, "x": 8}, "shards": {"y": 32, "x": 32}},
+    "0.6": {"chunks": {"c": 1, "y": 16, "x": 16}},
 }
 
 
@@ -96,7 +97,7 @@ def write_tiles(path, image, parts, **kwargs) -> None:
 # ---- one writer ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "layout"),
-    [("mean", "0.4"), ("mean", "0.5-sharded"), ("nearest", "0.5-sharded"), ("mode", "0.4")]
+    [("mean", "0.4"), ("mean", "0.5-sharded"), ("nearest", "0.6"), ("mode", "0.4")]
     + [("gaussian", "0.5-sharded")],
 )
 def test_regions_in_any_order_give_the_pyramid_of_the_whole(tmp_path, method, layout):
