@@ -43,6 +43,8 @@ MAX_CONCURRENT_NODES = 16
 ROOT_KEY = "<root>"
 #: Rule ids of the deviations the walk itself finds (the parser finds the others).
 BROKEN_NODE = "broken-node"
+#: A scene transform naming a coordinate system its image does not have.
+SCENE_REFERENCE = "v06-scene-reference"
 LABEL_DTYPE = "label-dtype"
 DIMENSION_NAMES_MISSING = "dimension-names-missing"
 LABEL_LEVELS = "label-levels"
@@ -752,6 +754,29 @@ class Walker:
             for path, member in zip(paths, members, strict=True)
         ]
         out.children.update(self.run(jobs))
+        self.scene_references(out)
+
+    def scene_references(self, out: Node) -> None:
+        """Each system a scene's transform names in one of its images exists there."""
+        assert out.meta is not None and out.meta.scene is not None
+        for i, t in enumerate(out.meta.scene.get("coordinateTransformations") or ()):
+            for end in ("input", "output"):
+                ref = t.get(end) if isinstance(t, Mapping) else None
+                if not isinstance(ref, Mapping) or not isinstance(ref.get("path"), str):
+                    continue
+                path, name = ref["path"].strip("/"), ref.get("name")
+                child = out.children.get(path)
+                if name is None or child is None or child.meta is None:
+                    continue
+                names = [cs.name for ms in child.meta.multiscales for cs in ms.coordinate_systems]
+                if names and name not in names:
+                    self.findings.deviation(
+                        out.path,
+                        f"scene/coordinateTransformations/{i}/{end}",
+                        f"names the coordinate system {name!r} of the image {path!r}, which has "
+                        f"{', '.join(map(repr, names))}: the transform joins nothing",
+                        SCENE_REFERENCE,
+                    )
 
     def scene_image(self, member: Any, path: str, key: str, node: str) -> Node | None:
         """One image a scene references."""

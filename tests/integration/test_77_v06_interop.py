@@ -345,6 +345,61 @@ def test_opening_06_costs_no_more_requests_than_05(ngff):
         assert remote["0.6", opener] <= remote["0.5", opener], remote
 
 
+# ---- direction 2: we write 0.6, ngff-zarr reads (validate=True) -------------------------
+def _same_geometry(theirs, tree: xr.DataTree, name: str) -> None:
+    """ngff-zarr's reading of what we wrote has our levels' pixels, scale and translation."""
+    levels = list(tree.children.values())
+    assert len(theirs.images) == len(levels)
+    for image, level in zip(theirs.images, levels, strict=True):
+        np.testing.assert_array_equal(np.asarray(image.data), level[name].values)
+        for dim in DIMS:
+            assert image.scale[dim] == level.ome.scale[dim]
+            assert image.translation[dim] == level.ome.translation[dim]
+
+
+def _transform_dicts(transforms) -> list[dict]:
+    return [t.to_dict() for t in transforms or ()]
+
+
+def test_ngff_zarr_reads_our_06_image_with_every_system(ngff, tmp_path):
+    tree = xr.open_datatree(ngff["image"], engine="ome-zarr")
+    xoz.to_ome_zarr(tree, tmp_path / "ours.ome.zarr", version="0.6")
+    theirs = nz.from_ngff_zarr(str(tmp_path / "ours.ome.zarr"), validate=True)
+    _same_geometry(theirs, tree, "img")
+    original = ngff["read"].metadata
+    assert theirs.metadata.coordinateSystems == original.coordinateSystems
+    assert _transform_dicts(theirs.metadata.coordinateTransformations) == _transform_dicts(
+        original.coordinateTransformations
+    )
+
+
+def test_ngff_zarr_reads_our_06_scene(ngff, tmp_path):
+    tree = xr.open_datatree(ngff["scene"], engine="ome-zarr")
+    xoz.to_ome_zarr(tree, tmp_path / "ours.ome.zarr", version="0.6")
+    theirs = nz.from_ome_zarr(str(tmp_path / "ours.ome.zarr"), kind="scene", validate=True)
+    original = ngff["read_scene"]
+    assert _transform_dicts(theirs.coordinateTransformations) == _transform_dicts(
+        original.coordinateTransformations
+    )
+    assert theirs.coordinateSystems == original.coordinateSystems
+    for name in ("a", "b"):
+        _same_geometry(theirs.images[name], tree[name], name)
+
+
+def test_ngff_zarr_reads_a_new_06_image_of_ours(tmp_path):
+    data = np.arange(4 * 8 * 6, dtype="uint16").reshape(4, 8, 6)
+    image = xoz.image(
+        data, dims=DIMS, scale=SCALE, translation=TRANSLATION, units="micrometer", name="img"
+    )
+    tree = xoz.to_multiscale(image, scale_factors=[{"z": 1, "y": 2, "x": 2}])
+    xoz.to_ome_zarr(tree, tmp_path / "new.ome.zarr", version="0.6")
+    assert _document(tmp_path / "new.ome.zarr")["version"] == "0.6"
+    theirs = nz.from_ngff_zarr(str(tmp_path / "new.ome.zarr"), validate=True)
+    _same_geometry(theirs, xr.open_datatree(tmp_path / "new.ome.zarr", engine="ome-zarr"), "img")
+    np.testing.assert_array_equal(np.asarray(theirs.images[0].data), data)
+    assert theirs.images[1].translation == {"z": 1.0, "y": 10.25, "x": -2.875}
+
+
 # ---- the other peers ------------------------------------------------------------------
 def test_the_other_peers_have_no_06_model(ngff):
     """What ome-zarr-models 1.7, ome-zarr-py 0.18 and yaozarrs 0.3 do with a 0.6 image.

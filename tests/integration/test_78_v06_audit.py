@@ -23,15 +23,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 import zarr
 
 import xarray_ome_zarr as xoz
-from xarray_ome_zarr.errors import OmeZarrWarning
+from xarray_ome_zarr.errors import OmeZarrError, OmeZarrWarning
 
 from ..conftest import logging_store
 from ..fixtures.conformance import hierarchy_cases_06
-from ..fixtures.v06 import AXES, image_document, write_image
+from ..fixtures.v06 import AXES, image_document, write_image, write_scene
 from ..servers import http_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +133,35 @@ def test_labels_plates_and_collections_at_06(tmp_path):
     plate_tree = xr.open_datatree(plate, engine="ome-zarr")
     assert plate_tree.attrs["ome"]["plate"]["name"] == "p"
     assert plate_tree["A/1"].attrs["ome"]["well"]["images"] == [{"path": "0"}]
+
+
+def test_a_scene_naming_a_system_its_image_lacks(tmp_path):
+    """A scene transform from ``{"path": "b", "name": "nowhere"}``: image b has no such
+    system, so the transform joins nothing (ngff-zarr refuses the store). validate says so;
+    reading warns (strict=True refuses), and coordinate_system= names the image."""
+    path = tmp_path / "scene.zarr"
+    write_scene(path, {"a": (0.0, 0.0, 0.0), "b": (0.0, 100.0, 0.0)})
+    root = zarr.open_group(path, mode="r+")
+    ome = copy.deepcopy(root.attrs["ome"])
+    ome["scene"]["coordinateTransformations"][1]["input"]["name"] = "nowhere"
+    root.attrs["ome"] = ome
+    key = "scene/coordinateTransformations/1/input"
+    (problem,) = xoz.validate(path)
+    assert (problem.severity, problem.node, problem.key, problem.rule) == (
+        "error",
+        "/",
+        key,
+        "v06-scene-reference",
+    )
+    assert "'nowhere'" in problem.message and "'b'" in problem.message
+    with pytest.warns(OmeZarrWarning, match="nowhere") as caught:
+        tree = xr.open_datatree(path, engine="ome-zarr")
+    assert {w.message.rule for w in caught} == {"v06-scene-reference"}
+    assert set(tree.children) == {"a", "b"}
+    with pytest.raises(OmeZarrError, match="v06-scene-reference"):
+        xr.open_datatree(path, engine="ome-zarr", strict=True)
+    with pytest.warns(OmeZarrWarning), pytest.raises(OmeZarrError, match=r"'/b'"):
+        xr.open_datatree(path, engine="ome-zarr", coordinate_system="scene")
 
 
 def _field(path: Path, kind: str) -> None:
