@@ -306,7 +306,7 @@ def test_an_s3_overwrite_killed_half_way_does_not_open(s3, bucket, version):
     env = {**os.environ, **S3_ENV}
     child = subprocess.Popen([sys.executable, "-c", CHILD, url, s3.endpoint_url, version], env=env)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a hang guard: the child imports, under load
         while True:
             now = objects(fs, url.removeprefix("s3://"))
             new_chunks = [k for k, v in now.items() if k not in old or old[k] != v]
