@@ -379,3 +379,16 @@ def test_write_metadata_of_a_label_image_in_a_tree(tmp_path):
     again = xr.open_datatree(path, engine="ome-zarr")
     assert again["labels/nuclei"].attrs["image-label"]["colors"][0]["rgba"] == [255, 0, 0, 255]
     assert xoz.validate(path, strict=True) == []
+
+
+# ---- xarray's own writers ----------------------------------------------------------------------
+def test_what_xarrays_to_zarr_writes_turns_back_into_the_same_ome_zarr(tmp_path):
+    path = image_store(tmp_path / "img.zarr", "0.5")
+    ds = xr.open_dataset(path, engine="ome-zarr", level=1)
+    ds.to_zarr(tmp_path / "plain.zarr", mode="w")
+    xoz.to_ome_zarr(xr.open_zarr(tmp_path / "plain.zarr"), tmp_path / "back.zarr")
+    assert xoz.validate(tmp_path / "back.zarr", strict=True) == []
+    back = xr.open_dataset(tmp_path / "back.zarr", engine="ome-zarr")
+    np.testing.assert_array_equal(back["image"].values, ds["image"].values)
+    assert back.ome.scale == ds.ome.scale and back.ome.translation == ds.ome.translation
+    assert back.attrs["ome"]["omero"] == ds.attrs["ome"]["omero"]
