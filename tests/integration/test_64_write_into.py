@@ -392,3 +392,42 @@ def test_what_xarrays_to_zarr_writes_turns_back_into_the_same_ome_zarr(tmp_path)
     np.testing.assert_array_equal(back["image"].values, ds["image"].values)
     assert back.ome.scale == ds.ome.scale and back.ome.translation == ds.ome.translation
     assert back.attrs["ome"]["omero"] == ds.attrs["ome"]["omero"]
+
+
+def test_a_label_is_added_through_a_zarr_store_object_and_a_failure_leaves_nothing(tmp_path):
+    import dask.array as da
+
+    path = image_store(tmp_path / "img.zarr", "0.5")
+    before = tree_listing(path)
+
+    def broken(block):
+        raise RuntimeError("network gone")
+
+    pixels = da.from_array(nuclei(), chunks=(2, 16, 12)).map_blocks(broken, dtype="uint32")
+    store = zarr.storage.LocalStore(path)
+    with pytest.raises(RuntimeError, match="network gone"):
+        xoz.to_ome_zarr(
+            xr.DataArray(pixels, dims=("z", "y", "x")), store, group="labels/a", mode="a"
+        )
+    assert tree_listing(path) == before
+    xoz.to_ome_zarr(nuclei(), store, group="labels/nuclei", mode="a")
+    assert labels_listing(path, "0.5") == ["nuclei"]
+    assert xoz.validate(path, strict=True) == []
+
+
+def test_peers_validate_a_plate_grown_by_a_field_and_a_well(plate_source, tmp_path):
+    yaozarrs = pytest.importorskip("yaozarrs")
+    ome_zarr_models = pytest.importorskip("ome_zarr_models")
+    path = copied(plate_source, tmp_path)
+    xoz.to_ome_zarr(field_image(2), path, group="B/2/1", mode="a", scale_factors=[2])
+    xoz.to_ome_zarr(xr.open_datatree(path, engine="ome-zarr")["A/2"], path, group="B/3", mode="a")
+    yaozarrs.validate_zarr_store(str(path))
+    ome_zarr_models.open_ome_zarr(zarr.open_group(path, mode="r"))
+
+
+def test_a_label_tree_with_another_number_of_levels_is_refused(tmp_path):
+    path = image_store(tmp_path / "img.zarr", "0.4")
+    label = xoz.to_multiscale(xr.DataArray(nuclei(), dims=("z", "y", "x")), [2, 2])
+    with pytest.raises(OmeZarrError, match="as many levels as its image"):
+        xoz.to_ome_zarr(label, path, group="labels/nuclei", mode="a")
+    assert not (path / "labels").exists()
