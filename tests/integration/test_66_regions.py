@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from dask.delayed import Delayed
 
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr import OmeZarrError, OmeZarrWarning
+from xarray_ome_zarr.locks import LOCK_NAME, lock_path
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -224,6 +226,25 @@ def pool():
     context.set_forkserver_preload(["xarray_ome_zarr.regions", "xarray_ome_zarr.writer"])
     with context.Pool(2) as pool:
         yield pool
+
+
+def _hold_lock(args) -> tuple[float, float]:
+    from xarray_ome_zarr.locks import file_lock
+
+    path, seconds = args
+    with file_lock(Path(path)):
+        start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
+        time.sleep(seconds)
+        return start, time.monotonic()
+
+
+def test_the_store_lock_excludes_other_processes(tmp_path, pool):
+    store = zarr.storage.LocalStore(tmp_path / "t.ome.zarr")
+    path = lock_path(store, "labels/cells")
+    assert path == tmp_path / "t.ome.zarr" / "labels" / "cells" / LOCK_NAME
+    assert lock_path(zarr.storage.MemoryStore()) is None
+    first, second = sorted(pool.map(_hold_lock, [(str(path), 0.3)] * 2, chunksize=1))
+    assert first[1] <= second[0]
 
 
 @pytest.mark.parametrize(("size", "method"), [((32, 32), "mean"), ((20, 13), "gaussian")])
