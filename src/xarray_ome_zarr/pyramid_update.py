@@ -130,9 +130,7 @@ def is_empty(box: Box) -> bool:
 
 def self_contained(step: Step, changed: Box) -> bool:
     """Whether every pixel below that ``changed`` affects is made from ``changed`` alone."""
-    below = affected(step, changed)
-    needed = source(step, below)
-    return all(a0 <= a and b <= b0 for (a, b), (a0, b0) in zip(needed, changed, strict=True))
+    return contains(changed, source(step, affected(step, changed)))
 
 
 def whole_units(box: Box, shape: Sequence[int], unit: Sequence[int]) -> bool:
@@ -170,22 +168,37 @@ def downsample_box(step: Step, box: Box, pixels: np.ndarray, read: Box) -> np.nd
 
 
 def update_levels(
-    arrays: Sequence[Any], steps: Sequence[Step], changed: Box, first: int = 1
-) -> Box:
+    arrays: Sequence[Any],
+    steps: Sequence[Step],
+    changed: Box,
+    first: int = 1,
+    known: np.ndarray | None = None,
+) -> tuple[Box, np.ndarray | None]:
     """Recompute, from level ``first - 1`` down, the boxes of ``arrays[first:]`` that
     ``changed`` (a box of ``arrays[first - 1]``) affects, reading the level above back
-    from the store; returns the box written last (of the lowest level)."""
+    from the store where ``known`` (the pixels of ``changed``, if given) does not hold
+    what a box is made from; returns the box written last and its pixels."""
     box = changed
     for k in range(first, len(arrays)):
         step = steps[k - 1]
         below = affected(step, box)
         if is_empty(below):
-            return below
+            return below, None
         read = source(step, below)
-        pixels = np.asarray(arrays[k - 1][as_slices(read)])
-        arrays[k][as_slices(below)] = downsample_box(step, below, pixels, read)
+        if known is not None and contains(box, read):
+            at = zip(read, box, strict=True)
+            pixels = known[tuple(slice(a - a0, b - a0) for (a, b), (a0, _) in at)]
+        else:
+            pixels = np.asarray(arrays[k - 1][as_slices(read)])
+        known = downsample_box(step, below, pixels, read)
+        arrays[k][as_slices(below)] = known
         box = below
-    return box
+    return box, known
+
+
+def contains(outer: Box, inner: Box) -> bool:
+    """Whether ``inner`` lies within ``outer``."""
+    return all(a0 <= a and b <= b0 for (a0, b0), (a, b) in zip(outer, inner, strict=True))
 
 
 def box_size(box: Box) -> int:
@@ -198,6 +211,7 @@ __all__ = [
     "Step",
     "affected",
     "as_slices",
+    "contains",
     "box_size",
     "downsample_box",
     "is_empty",

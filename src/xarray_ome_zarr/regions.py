@@ -490,9 +490,10 @@ def _write_region(image: StoredImage, box: Box, pixels: np.ndarray, safe_chunks:
     if plan.free == 0:
         _under(lock, lambda: _write_levels(image, plan, pixels, 0, levels))
         return
-    _write_levels(image, plan, pixels, 0, plan.free if lock is not None else levels)
+    stop = plan.free if lock is not None else levels
+    last = _write_levels(image, plan, pixels, 0, stop)
     if lock is not None and plan.free < levels:
-        _under(lock, lambda: _write_levels(image, plan, pixels, plan.free, levels))
+        _under(lock, lambda: _write_levels(image, plan, last, plan.free, levels))
 
 
 def _under(lock: Path | None, write: Any) -> None:
@@ -501,16 +502,20 @@ def _under(lock: Path | None, write: Any) -> None:
 
 
 def _write_levels(
-    image: StoredImage, plan: RegionPlan, pixels: np.ndarray, first: int, stop: int
-) -> None:
+    image: StoredImage, plan: RegionPlan, pixels: np.ndarray | None, first: int, stop: int
+) -> np.ndarray | None:
     """Write levels ``first`` to ``stop - 1`` of the region: level 0 from ``pixels``, the
-    others from the stored level above."""
+    others from the level above (``pixels``: its box of level ``first - 1``, where known,
+    else read back). Returns the pixels of the last level written."""
     if first == 0 and stop > 0:
+        assert pixels is not None
         image.arrays[0][as_slices(plan.boxes[0])] = pixels
         first = 1
     arrays = image.arrays[:stop]
-    if first < len(arrays):
-        update_levels(arrays, image.steps, plan.boxes[first - 1], first=first)
+    if first >= len(arrays):
+        return pixels
+    _, last = update_levels(arrays, image.steps, plan.boxes[first - 1], first, pixels)
+    return last
 
 
 def _box_text(box: Box, dims: Sequence[str]) -> str:
