@@ -27,6 +27,7 @@ import numpy as np
 import zarr
 
 __all__ = [
+    "HAS_ARRAY_WITH_SHAPE",
     "HAS_ASYNC_GETITEM",
     "HAS_CODEC_PIPELINE",
     "HAS_SHARDING_LAYOUT",
@@ -35,6 +36,7 @@ __all__ = [
     "HAS_ZARR_SYNC",
     "ShardLayout",
     "V2Codec",
+    "array_with_shape",
     "block_slices",
     "client_of_scheduler",
     "codec_pipeline",
@@ -96,6 +98,33 @@ def sync(coroutine: Coroutine[Any, Any, T]) -> T:
     if _zarr_sync is not None:
         return _zarr_sync(coroutine)  # type: ignore[no-any-return]
     return _sync_in_thread(coroutine)  # pragma: no cover
+
+
+# ---- zarr: writing chunks beyond an array's stored shape --------------------------------
+# Why: an append writes the new chunks before the arrays' shapes grow, so a reader never
+# sees a shape whose chunks are not there yet (docs/recipes/streaming.md). zarr writes
+# chunks only inside the shape it knows, and changes the stored shape only through
+# ``resize``; an array object with the grown shape in memory (``metadata.update_shape``,
+# ``Array._async_array``: private) writes them while the stored document keeps the old
+# shape. The fallback (``None``) makes the caller resize first: the new region then reads
+# as fill values until its chunks are written.
+HAS_ARRAY_WITH_SHAPE = (
+    "_async_array" in getattr(zarr.Array, "__dataclass_fields__", {})
+    and hasattr(zarr.core.metadata.ArrayV3Metadata, "update_shape")
+    and hasattr(zarr.core.metadata.ArrayV2Metadata, "update_shape")
+)
+
+
+def array_with_shape(array: zarr.Array[Any], shape: Sequence[int]) -> zarr.Array[Any] | None:
+    """``array`` seen with another shape, its stored metadata untouched (writes go to the
+    same chunk keys); ``None`` when this zarr cannot (the caller resizes first)."""
+    if not HAS_ARRAY_WITH_SHAPE:
+        return None  # pragma: no cover
+    from zarr.core.array import AsyncArray
+
+    inner = array._async_array
+    grown = AsyncArray(inner.metadata.update_shape(tuple(shape)), inner.store_path, inner.config)
+    return zarr.Array(grown)
 
 
 # ---- zarr: opening several members of a group at once --------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,10 @@ class OmeZarrArray(BackendArray):
 
     __slots__ = ("_array", "_direct", "dtype", "shape", "_where")
 
-    def __init__(self, array: zarr.Array, where: str) -> None:
+    def __init__(self, array: zarr.Array, where: str, shape: tuple[int, ...] | None = None) -> None:
         self._array = array
-        self.shape = array.shape
+        # a level read trimmed (rule uneven-levels) shows its first ``shape`` pixels only
+        self.shape = tuple(array.shape) if shape is None else tuple(shape)
         self.dtype = np.dtype(array.dtype)
         self._where = where
         self._direct: DirectReader | StoreReader | None = DirectReader.of(array) or StoreReader.of(
@@ -35,7 +37,7 @@ class OmeZarrArray(BackendArray):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._array, self._where))
+        return (type(self), (self._array, self._where, self.shape))
 
     def get_array(self) -> zarr.Array:
         """The wrapped zarr array."""
@@ -75,6 +77,25 @@ class OmeZarrArray(BackendArray):
             method = self._outer
         else:
             method = self._basic
+        if self.shape != tuple(self._array.shape):  # trimmed: keys within the shape read
+            method = functools.partial(_within, method, self.shape)
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.VECTORIZED, method
         )
+
+
+def _within(method: Any, shape: tuple[int, ...], key: tuple) -> np.ndarray:
+    """Call ``method`` with ``key`` resolved against ``shape`` (not the array's own):
+    open slices end there and negative indices count from there."""
+    bounded: list[Any] = []
+    for k, n in zip(key, shape, strict=False):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            bounded.append(slice(start, None if stop < 0 else stop, step))
+        elif isinstance(k, np.ndarray) and k.dtype.kind in "iu":
+            bounded.append(np.where(k < 0, k + n, k))
+        elif isinstance(k, int | np.integer) and k < 0:
+            bounded.append(int(k) + n)
+        else:
+            bounded.append(k)
+    return method(tuple(bounded))  # type: ignore[no-any-return]

@@ -25,6 +25,7 @@ import zarr
 from . import _compat
 from .consolidated import true_labels
 from .errors import OmeZarrError, OmeZarrWarning
+from .level_lengths import UNEVEN_LEVELS, trimmed_axes, trimmed_shape
 from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
 from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
@@ -289,6 +290,9 @@ class Node:
     meta: NodeMeta | None
     levels: tuple[zarr.Array, ...] = ()
     children: dict[str, Node] = field(default_factory=dict)
+    #: the levels' shapes as read: a lower level that an append has grown before level 0
+    #: is trimmed to what level 0 allows (:mod:`.level_lengths`)
+    shapes: tuple[tuple[int, ...], ...] = ()
 
 
 class Walker:
@@ -530,12 +534,13 @@ class Walker:
         start = 0
         for m, multiscale in enumerate(multiscales):
             count = len(multiscale.levels)
-            arrays, multiscale = self.levels(
+            arrays, multiscale, shapes = self.levels(
                 meta, multiscale, m, members[start : start + count], node, label
             )
             start += count
             if m == 0:
                 out.levels = tuple(arrays.values())
+                out.shapes = tuple(shapes[i] for i in arrays)
                 out.meta = meta = with_first_multiscale(meta, multiscale)
             self.check_image(meta, multiscale, m, arrays, node)
         if isinstance(labels, Exception) and not _is_missing(labels, "labels"):
@@ -579,11 +584,12 @@ class Walker:
         members: Sequence[Any],
         node: str,
         label: bool,
-    ) -> tuple[dict[int, zarr.Array], Multiscale]:
+    ) -> tuple[dict[int, zarr.Array], Multiscale, dict[int, tuple[int, ...]]]:
         """The arrays of one multiscale's levels, by index, each checked; levels shrink.
 
         Returns the multiscale too, with the transforms of 0.4 levels that have none filled
-        in from the shapes (``complete_transforms``).
+        in from the shapes (``complete_transforms``), and the levels' shapes as read (a
+        lower level longer than level 0 allows trimmed, rule ``uneven-levels``).
         """
         arrays = {}
         for i, member in enumerate(members):
@@ -591,15 +597,51 @@ class Walker:
             array = self.level_array(member, multiscale.levels[i].path, node, key)
             if array is not None:
                 arrays[i] = array
-        self.check_shapes(arrays, m, node)
+        shapes = {i: tuple(array.shape) for i, array in arrays.items()}
+        for i in shapes:
+            if i and 0 in shapes:
+                shapes[i] = self.trim_level(shapes[i], shapes[0], multiscale, m, i, node)
+        self.check_shapes(shapes, m, node)
         for i, array in arrays.items():
             key = f"multiscales/{m}/datasets/{i}/path"
             self.check_level(array, meta, multiscale, i, key, node, label=label)
-        shapes = {i: tuple(array.shape) for i, array in arrays.items()}
         multiscale = self.complete_transforms(multiscale, m, shapes, node)
         for i in range(len(multiscale.levels)):
             self.check_geometry(multiscale, m, i, node)
-        return arrays, multiscale
+        return arrays, multiscale, shapes
+
+    def trim_level(
+        self,
+        shape: tuple[int, ...],
+        shape0: tuple[int, ...],
+        multiscale: Multiscale,
+        m: int,
+        index: int,
+        node: str,
+    ) -> tuple[int, ...]:
+        """A lower level's shape trimmed to what level 0 allows (an append under way or
+        interrupted grows the lower levels first), with a warning (rule ``uneven-levels``)."""
+        try:
+            scale0, _ = level_geometry(multiscale, 0)
+            scale, _ = level_geometry(multiscale, index)
+        except OmeZarrError:
+            return shape  # reported by check_geometry
+        if not len(shape) == len(shape0) == len(scale) == len(scale0):
+            return shape  # reported by check_level
+        trimmed = trimmed_shape(shape, shape0, scale.tolist(), scale0.tolist())
+        if trimmed == shape:
+            return shape
+        names = [a.name for a in multiscale.axes]
+        path = multiscale.levels[index].path
+        message = (
+            f"level {index} ({path!r}) has shape {_shape_text(shape)}, longer along "
+            f"{trimmed_axes(shape, trimmed, names)} than level 0 {_shape_text(shape0)} allows: "
+            "an append is under way or was interrupted (level 0 grows last); read as "
+            f"{_shape_text(trimmed)}, the image as it was before that append"
+        )
+        key = f"multiscales/{m}/datasets/{index}/path"
+        self.findings.deviation(node, key, message, UNEVEN_LEVELS)
+        return trimmed
 
     def complete_transforms(
         self, multiscale: Multiscale, m: int, shapes: Mapping[int, tuple[int, ...]], node: str
@@ -701,11 +743,10 @@ class Walker:
             message = f"label image {path!r} has dtype {array.dtype}; labels must be integers"
             self.findings.deviation(node, key, message, LABEL_DTYPE)
 
-    def check_shapes(self, arrays: Mapping[int, zarr.Array], m: int, node: str) -> None:
+    def check_shapes(self, shapes: Mapping[int, tuple[int, ...]], m: int, node: str) -> None:
         """Each level's shape is at most the previous level's, axis by axis."""
         previous: tuple[int, tuple[int, ...]] | None = None
-        for i, array in arrays.items():
-            shape = tuple(array.shape)
+        for i, shape in shapes.items():
             if previous is not None and len(previous[1]) == len(shape):
                 j, before = previous
                 if any(b > a for a, b in zip(before, shape, strict=True)):

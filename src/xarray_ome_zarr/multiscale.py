@@ -300,6 +300,22 @@ def _smooth(arr: da.Array, factors: Sequence[int]) -> da.Array:
     )
 
 
+def kept(shape: Sequence[int], factors: Sequence[int]) -> tuple[slice, ...]:
+    """The pixels a downsampling keeps: the first ``n % f`` along each axis are left out."""
+    return tuple(slice(n % f, None) for n, f in zip(shape, factors, strict=True))
+
+
+def downsample_numpy(x: np.ndarray, factors: Sequence[int], method: str) -> np.ndarray:
+    """``x`` downsampled as :func:`downsample` does, in memory (the same pixels)."""
+    factors = tuple(int(f) for f in factors)
+    if method == "gaussian":
+        return np.asarray(downsample(da.from_array(x, chunks=x.shape), factors, method))
+    kernels = {"mean": mean_kernel, "nearest": nearest_kernel, "mode": mode_kernel}
+    if method not in kernels:
+        raise OmeZarrError(f"unknown downsampling method {method!r}; choose from {METHODS}")
+    return np.ascontiguousarray(kernels[method](x[kept(x.shape, factors)], factors))
+
+
 def downsample(arr: da.Array, factors: Sequence[int], method: str) -> da.Array:
     """``arr`` downsampled by ``factors`` (one per axis) with ``method``, lazily."""
     if method not in METHODS:
@@ -308,7 +324,7 @@ def downsample(arr: da.Array, factors: Sequence[int], method: str) -> da.Array:
     dtype = arr.dtype
     if method == "gaussian":
         arr = _smooth(arr, factors)
-    arr = arr[tuple(slice(n % f, None) for n, f in zip(arr.shape, factors, strict=True))]
+    arr = arr[kept(arr.shape, factors)]
     arr = arr.rechunk(aligned_chunks(arr.chunks, factors))
     out_chunks = tuple(
         tuple(c // f for c in sizes) for sizes, f in zip(arr.chunks, factors, strict=True)

@@ -107,14 +107,15 @@ class NodeReader:
 
     def level_array(
         self, group: zarr.Group, meta: NodeMeta, index: int, node: str
-    ) -> tuple[zarr.Array, NodeMeta]:
-        """The checked array of one level of the image at ``group`` (one round trip), and
-        the metadata with the level's transforms filled in where the store has none."""
+    ) -> tuple[zarr.Array, NodeMeta, tuple[int, ...]]:
+        """The checked array of one level of the image at ``group`` (one round trip), the
+        metadata with the level's transforms filled in where the store has none, and the
+        level's shape as read (trimmed to what level 0 allows, rule ``uneven-levels``)."""
         multiscale = meta.multiscales[0]
         key = f"multiscales/0/datasets/{index}/path"
         paths = [multiscale.levels[index].path]
-        if index != 0 and lacks_transforms(multiscale):
-            paths.append(multiscale.levels[0].path)  # its shape gives the level's geometry
+        if index != 0:  # its shape bounds the level's (and gives its geometry when missing)
+            paths.append(multiscale.levels[0].path)
         member, *first = fetch_members(group, paths)
         array = self.walker.level_array(member, paths[0], node, key)
         assert array is not None  # the reader's walk raises instead
@@ -122,9 +123,13 @@ class NodeReader:
         shapes = {index: tuple(array.shape)}
         if first and isinstance(first[0], zarr.Array):
             shapes[0] = tuple(first[0].shape)
-        multiscale = self.walker.complete_transforms(multiscale, 0, shapes, node)
+            shapes[index] = self.walker.trim_level(
+                shapes[index], shapes[0], multiscale, 0, index, node
+            )
+        if lacks_transforms(multiscale):
+            multiscale = self.walker.complete_transforms(multiscale, 0, shapes, node)
         self.walker.check_geometry(multiscale, 0, index, node)
-        return array, with_first_multiscale(meta, multiscale)
+        return array, with_first_multiscale(meta, multiscale), shapes[index]
 
     def level_dataset(
         self,
@@ -134,31 +139,33 @@ class NodeReader:
         node: str,
         drop_variables: Iterable[str] = (),
         member: Any = None,
+        shape: tuple[int, ...] | None = None,
     ) -> xr.Dataset:
         """One resolution level of the image at ``group`` as a Dataset.
 
-        ``member`` is the level's array when the walk already fetched and checked it.
+        ``member`` is the level's array when the walk already fetched and checked it, and
+        ``shape`` its shape as read (the walk's, trimmed where an append is under way).
         """
         multiscale = meta.multiscales[0]
         level = multiscale.levels[index]
         if member is None:
-            member, meta = self.level_array(group, meta, index, node)
+            member, meta, shape = self.level_array(group, meta, index, node)
         array = member
+        shape = tuple(array.shape) if shape is None else shape
         axes = multiscale.axes
         dims = level_dims(meta, multiscale, array.ndim)
         axes = axes[len(axes) - len(dims) :]
         name = variable_name(multiscale.name)
-        coords = self.coordinates(
-            meta, index, array.shape, node, first=len(multiscale.axes) - len(axes)
-        )
+        coords = self.coordinates(meta, index, shape, node, first=len(multiscale.axes) - len(axes))
         ds_attrs = {PATH_ATTR: level.path}
         dropped = set(drop_variables)
         coords = coords.drop_vars([k for k in coords if k in dropped])
         if name in dropped:
             return xr.Dataset(coords=coords, attrs=ds_attrs)
-        data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node)))
+        data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node), shape))
         var_attrs = {k: v for k, v in array.attrs.asdict().items() if k != "_ARRAY_DIMENSIONS"}
         encoding = encoding_of(array, dims, self.where(node))
+        encoding["original_shape"] = shape
         variable = xr.Variable(dims, data, attrs=var_attrs, encoding=encoding)
         return xr.Dataset({name: variable}, coords=coords, attrs=ds_attrs)
 
@@ -272,8 +279,11 @@ class NodeReader:
         out = {"": xr.Dataset(attrs=node.group.attrs.asdict())}
         meta = node.meta
         if meta is not None and meta.is_image:
-            for i, array in enumerate(node.levels):
-                level = self.level_dataset(node.group, meta, i, node.path, drop_variables, array)
+            shapes = node.shapes or tuple(tuple(a.shape) for a in node.levels)
+            for i, (array, shape) in enumerate(zip(node.levels, shapes, strict=True)):
+                level = self.level_dataset(
+                    node.group, meta, i, node.path, drop_variables, array, shape
+                )
                 out[f"scale{i}"] = self.in_system(level, meta, prefix, node.path)
         for path, child in node.children.items():
             out.update(_prefixed(path, self.datasets(child, drop_variables, join(prefix, path))))

@@ -26,6 +26,7 @@ from .additions import (
     plan_listings,
     remove_created_parents,
 )
+from .append import append_to, appends, check_append_mode
 from .chunking import aligned_chunks, chunked, default_chunks, grown_chunks
 from .compression import AUTO, compressors_for, default_compressors
 from .errors import OmeZarrError
@@ -732,6 +733,7 @@ def to_ome_zarr(
     channels: Any = None,
     name: str | None = None,
     compressor: Any = None,
+    append_dim: str | None = None,
     region: Mapping[str, Any] | str | None = None,
     compute: bool = True,
     safe_chunks: bool = True,
@@ -813,6 +815,28 @@ def to_ome_zarr(
     compressor
         Deprecated (use ``compressors``; it warns, and goes in the next release): a codec
         or sequence of codecs, ``()`` for none, ``None`` for the default.
+    append_dim
+        Append ``obj`` to the image already in ``store`` (at ``group``) along this axis, as
+        xarray's ``to_zarr(append_dim=...)`` does (it implies ``mode="a"``): ``t``, ``c``, a
+        space axis the pyramid does not shrink, or one it shrinks where the stored and the
+        appended lengths are whole multiples of the pyramid's blocks along it. Every level
+        grows: the appended part is downsampled with the store's own method (its
+        multiscale ``type``; ``method=`` only where the store does not say, and a method
+        that contradicts it is an error), and written with the store's version, chunks,
+        shards and codecs (settings for those are refused). Appended coordinates must
+        continue the stored spacing; without a coordinate (or for a bare array, whose dims
+        default to the image's) the positions continue the stored scale. Appending
+        channels adds ``omero`` channels named by the ``c`` coordinate; nothing else in
+        the metadata changes. Consolidated metadata the store has is refreshed. The new
+        chunks are written first, then the arrays' shapes (level 0 last), then the
+        metadata: a reader at any moment, or after a crash, sees the image before the
+        append or with all of it (readers trim levels an append has grown before level 0,
+        with a warning, rule ``uneven-levels``). Label images are appended separately,
+        with ``group="labels/<name>"``. Where nothing is there yet, ``obj`` is written as
+        the first part, with every setting given (as xarray's ``to_zarr`` does), so one
+        call serves a whole acquisition loop; later appends refuse settings (``chunks``,
+        ``scale_factors``...) that the store already decides. See
+        ``docs/recipes/streaming.md``.
     region
         Write ``obj`` (a DataArray or Dataset: a part of level 0) into an existing image,
         as xarray's ``to_zarr(region=...)`` does (implies mode ``"r+"``): a dict by
@@ -872,6 +896,21 @@ def to_ome_zarr(
     >>> xoz.to_ome_zarr(dt, "v04.ome.zarr", version="0.4", compressors="zstd",
     ...                 chunks={"z": 8, "y": 128, "x": 128})              # doctest: +SKIP
     """
+    if append_dim is not None:  # the store decides the layout: docs/recipes/streaming.md
+        mode = check_append_mode(mode, overwrite, append_dim)
+        if appends(obj, store, append_dim, node_path(group), storage_options):
+            given = dict(scale_factors=scale_factors, chunks=chunks, shards=shards, scale=scale,
+                         chunks_per_shard=chunks_per_shard, encoding=encoding or None,
+                         units=units, compressor=compressor, translation=translation,
+                         channels=channels, name=name, region=region,
+                         compute=None if compute else False)  # fmt: skip
+            if compressors != AUTO:
+                given["compressors"] = compressors
+            append_to(obj, store, append_dim=append_dim, group=group, method=method,
+                      consolidated=consolidated, storage_options=storage_options,
+                      progress=progress, dims=dims, version=_version_text(version),
+                      refused=given)  # fmt: skip
+            return None
     if compressor is not None:
         warnings.warn(
             "to_ome_zarr(compressor=...) is deprecated: use compressors=, as zarr 3 names it "
@@ -944,7 +983,7 @@ def to_ome_zarr(
             raise OmeZarrError.at(
                 "exists; mode='a' adds a node to it: pass group= (a label image "
                 "'labels/<name>', a well '<row>/<column>' or a field '<row>/<column>/<field>'); "
-                "appending along an axis needs append_dim= (not available yet)",
+                "appending along an axis needs append_dim=",
                 store=name_of_store,
                 key="mode",
             )

@@ -27,6 +27,7 @@ LAYERS = {
     "ngff": 1,
     # 2: numbers
     "transforms": 2,
+    "level_lengths": 2,
     # 3: the xarray side of the model
     "layout": 3,
     "coordinate_index": 3,
@@ -59,6 +60,7 @@ LAYERS = {
     "regions": 6,
     "additions": 6,
     "metadata_writer": 6,
+    "append": 6,
     # 7: the faces users touch
     "backend": 7,
     "accessor": 7,

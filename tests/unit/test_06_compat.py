@@ -26,6 +26,7 @@ from xarray_ome_zarr.direct_read import DirectReader
 def test_every_private_path_is_taken_on_the_installed_versions():
     assert _compat.HAS_ZARR_SYNC, "zarr.core.sync.sync is gone: stores run on a private loop"
     assert _compat.HAS_ASYNC_GETITEM, "Group._async_group.getitem is gone: members one by one"
+    assert _compat.HAS_ARRAY_WITH_SHAPE, "Array._async_array is gone: appends resize first"
     assert _compat.HAS_CODEC_PIPELINE, "AsyncArray.codec_pipeline is gone: no direct reads"
     assert _compat.HAS_SYNC_DECODE, "codec._decode_sync is gone: no direct reads of zarr v3"
     assert _compat.HAS_V2_CODEC, "zarr.codecs._v2.V2Codec is gone: no direct reads of zarr v2"
