@@ -977,6 +977,12 @@ def to_ome_zarr(
             store=name_of_store,
             key="mode",
         )
+    if path and is_zip_path(store):
+        raise OmeZarrError.at(
+            "an .ozx file holds one hierarchy from its root: write the whole tree, without group=",
+            store=name_of_store,
+            key="group",
+        )
     existing = look_at(store, path, storage_options) if path or mode == "a" else None
     if existing is not None and existing.exists:
         if not path:
@@ -1029,12 +1035,6 @@ def to_ome_zarr(
         chunks_per_shard=chunks_per_shard,
         encoding=encoding_by_variable(encoding, isinstance(obj, xr.DataTree)),
     )
-    if path and is_zip_path(store):
-        raise OmeZarrError.at(
-            "an .ozx file holds one hierarchy from its root: write the whole tree, without group=",
-            store=name_of_store,
-            key="group",
-        )
     target = make_target(
         store, overwrite=mode == "w", storage_options=storage_options, version=options.version
     )

@@ -431,3 +431,11 @@ def test_a_label_tree_with_another_number_of_levels_is_refused(tmp_path):
     with pytest.raises(OmeZarrError, match="as many levels as its image"):
         xoz.to_ome_zarr(label, path, group="labels/nuclei", mode="a")
     assert not (path / "labels").exists()
+
+
+def test_group_is_refused_for_an_ozx_file(tmp_path):
+    xoz.to_ome_zarr(small_image(), tmp_path / "a.ozx")
+    before = (tmp_path / "a.ozx").read_bytes()
+    with pytest.raises(OmeZarrError, match="one hierarchy from its root"):
+        xoz.to_ome_zarr(nuclei(), tmp_path / "a.ozx", group="labels/nuclei", mode="a")
+    assert (tmp_path / "a.ozx").read_bytes() == before
