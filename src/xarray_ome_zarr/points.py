@@ -27,6 +27,14 @@ def _document(attrs: Mapping[Any, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _document_node(obj: Any) -> Any:
+    """The node of an opened tree whose attrs hold the document (a level: its image)."""
+    node = obj
+    while _document(node.attrs) is None and node.parent is not None and not node.children:
+        node = node.parent
+    return node
+
+
 def graph_of(obj: Any) -> TransformGraph:
     """The transformation graph an opened object carries in its attrs.
 
@@ -35,9 +43,7 @@ def graph_of(obj: Any) -> TransformGraph:
     """
     graph = TransformGraph()
     if isinstance(obj, xr.DataTree):
-        node = obj
-        while _document(node.attrs) is None and node.parent is not None and not node.children:
-            node = node.parent  # a level node: its image holds the document
+        node = _document_node(obj)  # a level node: its image holds the document
         for sub in node.subtree:
             doc = _document(sub.attrs)
             if doc is not None:
@@ -96,7 +102,8 @@ def transform_points(
     ...     "name": "physical"}, target="scene")                        # doctest: +SKIP
     """
     if isinstance(obj, xr.DataTree | xr.Dataset | xr.DataArray):
-        return graph_of(obj).transform_points(points, source, target)
+        loader = _source_loader(obj, storage_options)
+        return graph_of(obj).transform_points(points, source, target, loader)
     from .store import open_root
 
     opened = open_root(obj, storage_options=storage_options)
@@ -123,6 +130,45 @@ def graph_of_group(group: Any) -> TransformGraph:
             if image is not None:
                 graph_of_document(image, "", path, graph)
     return graph
+
+
+def _source_loader(obj: Any, storage_options: dict[str, Any] | None) -> Any:
+    """Reads stored parameters and fields for an object opened from a path or URL.
+
+    xarray records where a Dataset or DataTree was opened from (``encoding["source"]``).
+    The store is opened only when a point goes through stored data, and used only if the
+    group there holds the object's own document; otherwise (a copy in memory, an object
+    opened with ``group=``) ``None``, and the graph says to map points on the store.
+    """
+    if isinstance(obj, xr.DataTree):
+        node = _document_node(obj)
+        source = node.root.encoding.get("source")
+        group_path = node.relative_to(node.root) if node is not node.root else ""
+    elif isinstance(obj, xr.Dataset):
+        node, source, group_path = obj, obj.encoding.get("source"), ""
+    else:
+        return None
+    document = node.attrs.get("ome")
+    if not isinstance(source, str) or document is None:
+        return None
+
+    def load(path: str, kind: str) -> Any:
+        from .store import open_root
+
+        opened = open_root(source, storage_options=storage_options)
+        try:
+            group = opened.group[group_path] if group_path not in ("", ".") else opened.group
+            if group.attrs.asdict().get("ome") != document:
+                raise OmeZarrError(
+                    f"the {kind} at {path!r} is stored in {source!r}, whose document is "
+                    "not this object's any more: map points through xoz.transform_points "
+                    "on the store"
+                )
+            return _loader(group)(path, kind)
+        finally:
+            opened.close()
+
+    return load
 
 
 def _loader(group: Any) -> Any:

@@ -257,12 +257,24 @@ def test_not_axis_aligned_agrees_with_ngff_zarr_math(ngff):
         atol=1e-12,
     )
     # ngff-zarr stores every affine's matrix in an array (coordinateTransformations/...):
-    # an opened object carries no store to read it from, so only the store maps through it
+    # an object opened from a path reads it from there when a point goes through it
     assert tilted.path and (path / tilted.path / "zarr.json").is_file()
-    with pytest.raises(OmeZarrError, match="stored parameters"):
-        own.ome.affine("tilted")
+    expected = _apply(_matrix(tilted), points)
+    np.testing.assert_allclose(
+        xoz.transform_points(own, points, source="intrinsic", target="tilted"), expected
+    )
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    np.testing.assert_allclose(
+        xoz.transform_points(tree["scale0"], points, source="intrinsic", target="tilted"),
+        expected,
+    )
+    # without the store it came from (a copy made in memory), it says where to map instead
+    detached = own.copy()
+    detached.encoding = {}
     with pytest.raises(OmeZarrError, match="on the store"):
-        xoz.transform_points(own, points, source="intrinsic", target="tilted")
+        xoz.transform_points(detached, points, source="intrinsic", target="tilted")
+    with pytest.raises(OmeZarrError, match="stored parameters"):
+        own.ome.affine("tilted")  # the matrix is not read at open
 
 
 def test_we_read_ngff_zarr_06_scene(ngff):
