@@ -297,7 +297,8 @@ def label_input(
     _check_sizes(base, image_var, channels, 0, where, image_where)
     if adopt_geometry:
         arrays = [a.drop_vars([d for d in a.coords if d in a.dims]) for a in arrays]
-    if len(arrays) == 1 and len(levels) > 1:
+    built = len(arrays) == 1 and len(levels) > 1  # lower levels made here lie on the image's
+    if built:
         factors = scale_factors or _factors(levels, dims, channels, where)
         base = _with_image_coords(arrays[0], first, dims, channels, where=where)
         tree = to_multiscale(base, factors, method)
@@ -315,7 +316,9 @@ def label_input(
     for i, (array, ds) in enumerate(zip(arrays, levels, strict=True)):
         image = next(iter(ds.data_vars.values()))
         _check_sizes(array, image, channels, i, where, image_where)
-        array = _with_image_coords(array, ds, dims, channels, level=i, where=where)
+        array = _with_image_coords(
+            array, ds, dims, channels, level=i, where=where, check=not (built and i > 0)
+        )
         out[f"scale{i}"] = array.to_dataset(name=str(array.name or "image"))
     tree = xr.DataTree.from_dict(out)
     tree.attrs = dict(attrs)
@@ -364,15 +367,18 @@ def _with_image_coords(
     channels: set[str],
     level: int = 0,
     where: str = "",
+    check: bool = True,
 ) -> xr.DataArray:
     """``array`` with the image level's coordinates along every non-channel axis; where it
-    has coordinates of its own, they must agree with the image's (to 1e-6 pixel)."""
+    has coordinates of its own and ``check``, they must agree with the image's (to 1e-6
+    pixel). Lower levels built here from level 0 take the image's as they are (``check``
+    off): the image's own lower levels may follow another rule than the pixel-centre one."""
     coords = {}
     for d in dims:
         if d in channels or d not in ds.coords:
             continue
         image_coord = ds[d]
-        if d in array.coords and array.sizes[d] == ds.sizes[d]:
+        if check and d in array.coords and array.sizes[d] == ds.sizes[d]:
             mine = np.asarray(array[d].values, dtype=float)
             theirs = np.asarray(image_coord.values, dtype=float)
             step = abs(float(theirs[1] - theirs[0])) if theirs.size > 1 else 1.0

@@ -439,3 +439,17 @@ def test_group_is_refused_for_an_ozx_file(tmp_path):
     with pytest.raises(OmeZarrError, match="one hierarchy from its root"):
         xoz.to_ome_zarr(nuclei(), tmp_path / "a.ozx", group="labels/nuclei", mode="a")
     assert (tmp_path / "a.ozx").read_bytes() == before
+
+
+def test_a_label_is_added_to_a_field_of_a_peer_plate(plate_source, tmp_path):
+    path = copied(plate_source, tmp_path)
+    cells = np.zeros((33, 41), dtype="uint16")  # ome-zarr-py's odd-sized fields, 2 levels
+    cells[3:9, 4:20] = 5
+    xoz.to_ome_zarr(cells, path, group="A/1/0/labels/cells", mode="a")
+    tree = xr.open_datatree(path, engine="ome-zarr")
+    label, image = tree["A/1/0/labels/cells"], tree["A/1/0"]
+    for level in ("scale0", "scale1"):
+        for dim in ("y", "x"):
+            np.testing.assert_allclose(label[level][dim].values, image[level][dim].values)
+    np.testing.assert_array_equal(label["scale0"]["image"].values, cells)
+    assert [p for p in xoz.validate(path) if p.severity == "error"] == []
