@@ -97,13 +97,16 @@ class OmeAccessor:
         """OME-Zarr 0.6: the homogeneous matrix from ``source`` to ``target``.
 
         ``source`` defaults to the system the coordinates are in (the image's own, or the
-        one chosen by ``coordinate_system=`` at open). An ``OmeZarrError`` says so where
-        the chain of transforms is not affine.
+        one chosen by ``coordinate_system=`` at open). A matrix stored in an array is read
+        from the store the object was opened from. An ``OmeZarrError`` says so where the
+        chain of transforms is not affine.
         """
-        from .points import graph_of, own_system
+        from .points import graph_of, own_system, source_loader
 
         return graph_of(self._obj).affine(
-            own_system(self._obj) if source is None else source, target
+            own_system(self._obj) if source is None else source,
+            target,
+            source_loader(self._obj, None),
         )
 
     def render(self, *, project: Any = None, **selection: Any) -> xr.DataArray:

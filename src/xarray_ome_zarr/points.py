@@ -102,7 +102,7 @@ def transform_points(
     ...     "name": "physical"}, target="scene")                        # doctest: +SKIP
     """
     if isinstance(obj, xr.DataTree | xr.Dataset | xr.DataArray):
-        loader = _source_loader(obj, storage_options)
+        loader = source_loader(obj, storage_options)
         return graph_of(obj).transform_points(points, source, target, loader)
     from .store import open_root
 
@@ -132,7 +132,7 @@ def graph_of_group(group: Any) -> TransformGraph:
     return graph
 
 
-def _source_loader(obj: Any, storage_options: dict[str, Any] | None) -> Any:
+def source_loader(obj: Any, storage_options: dict[str, Any] | None) -> Any:
     """Reads stored parameters and fields for an object opened from a path or URL.
 
     xarray records where a Dataset or DataTree was opened from (``encoding["source"]``).

@@ -274,7 +274,12 @@ def test_not_axis_aligned_agrees_with_ngff_zarr_math(ngff):
     with pytest.raises(OmeZarrError, match="on the store"):
         xoz.transform_points(detached, points, source="intrinsic", target="tilted")
     with pytest.raises(OmeZarrError, match="stored parameters"):
-        own.ome.affine("tilted")  # the matrix is not read at open
+        detached.ome.affine("tilted")
+    # the matrix is read when asked for, not at open
+    np.testing.assert_allclose(own.ome.affine("tilted"), _matrix(tilted), atol=1e-12)
+    np.testing.assert_allclose(
+        tree.ome.affine("intrinsic", source="tilted"), np.linalg.inv(_matrix(tilted)), atol=1e-12
+    )
 
 
 def test_we_read_ngff_zarr_06_scene(ngff):

@@ -150,8 +150,11 @@ class Transformation:
         """The inverse transform; ``OmeZarrError`` where the spec defines none."""
         raise OmeZarrError(f"a {self.type!r} transform has no inverse")
 
-    def affine(self, ndim: int) -> np.ndarray | None:
-        """The homogeneous ``(n_out + 1, ndim + 1)`` matrix, or ``None`` if not affine."""
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray | None:
+        """The homogeneous ``(n_out + 1, ndim + 1)`` matrix, or ``None`` if not affine.
+
+        ``loader`` reads parameters stored in arrays; without one, such a transform is
+        ``None``."""
         return None
 
     @property
@@ -174,7 +177,7 @@ class Identity(Transformation):
     def inverse(self) -> Transformation:
         return self
 
-    def affine(self, ndim: int) -> np.ndarray:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray:
         return np.eye(ndim + 1)
 
 
@@ -195,7 +198,7 @@ class Scale(Transformation):
             raise OmeZarrError(f"a scale with a zero factor has no inverse: {self.scale}")
         return Scale({"type": "scale"}, tuple(1.0 / s for s in self.scale))
 
-    def affine(self, ndim: int) -> np.ndarray:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray:
         _check_dims(len(self.scale), ndim, "scale")
         out = np.eye(ndim + 1)
         out[:ndim, :ndim] = np.diag(self.scale)
@@ -217,7 +220,7 @@ class Translation(Transformation):
     def inverse(self) -> Transformation:
         return Translation({"type": "translation"}, tuple(-t for t in self.translation))
 
-    def affine(self, ndim: int) -> np.ndarray:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray:
         _check_dims(len(self.translation), ndim, "translation")
         out = np.eye(ndim + 1)
         out[:ndim, ndim] = self.translation
@@ -272,10 +275,10 @@ class Affine(Transformation):
             raise OmeZarrError(f"this {self.type} is singular and has no inverse") from None
         return Affine({"type": "affine"}, tuple(tuple(r) for r in inv[:-1].tolist()))
 
-    def affine(self, ndim: int) -> np.ndarray | None:
-        if self.matrix is None:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray | None:
+        if self.matrix is None and loader is None:
             return None
-        m = self._homogeneous(None)
+        m = self._homogeneous(loader)
         _check_dims(m.shape[1] - 1, ndim, self.type)
         return m
 
@@ -327,7 +330,7 @@ class MapAxis(Transformation):
             inv[in_axis] = out_axis
         return MapAxis({"type": "mapAxis"}, tuple(inv))
 
-    def affine(self, ndim: int) -> np.ndarray:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray:
         out = np.zeros((len(self.map_axis) + 1, ndim + 1))
         for i, j in enumerate(self.map_axis):
             if j >= ndim:
@@ -344,7 +347,7 @@ class ProjectAxis(Transformation):
     dropped: tuple[int, ...] = ()
     created: tuple[int, ...] = ()
 
-    def affine(self, ndim: int) -> np.ndarray:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray:
         kept = [j for j in range(ndim) if j not in self.dropped]
         n_out = len(kept) + len(self.created)
         out = np.zeros((n_out + 1, ndim + 1))
@@ -379,10 +382,10 @@ class SequenceOf(Transformation):
             {"type": "sequence"}, tuple(t.inverse() for t in reversed(self.transformations))
         )
 
-    def affine(self, ndim: int) -> np.ndarray | None:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray | None:
         out = np.eye(ndim + 1)
         for t in self.transformations:
-            m = t.affine(out.shape[0] - 1)
+            m = t.affine(out.shape[0] - 1, loader)
             if m is None:
                 return None
             out = m @ out
@@ -414,11 +417,11 @@ class ByDimension(Transformation):
             {"type": "byDimension"}, tuple((t.inverse(), o, i) for t, i, o in self.parts)
         )
 
-    def affine(self, ndim: int) -> np.ndarray | None:
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray | None:
         out = np.zeros((self.n_out + 1, ndim + 1))
         out[-1, -1] = 1.0
         for t, inputs, outputs in self.parts:
-            m = t.affine(len(inputs))
+            m = t.affine(len(inputs), loader)
             if m is None or m.shape[0] - 1 != len(outputs):
                 return None
             for a, i in enumerate(outputs):
@@ -441,8 +444,8 @@ class Bijection(Transformation):
     def inverse(self) -> Transformation:
         return Bijection({"type": "bijection"}, self.backward, self.forward)
 
-    def affine(self, ndim: int) -> np.ndarray | None:
-        return self.forward.affine(ndim)
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray | None:
+        return self.forward.affine(ndim, loader)
 
 
 @dataclass(frozen=True)
@@ -464,8 +467,8 @@ class InverseOf(Transformation):
     def inverse(self) -> Transformation:
         return self.of
 
-    def affine(self, ndim: int) -> np.ndarray | None:
-        m = self.of.affine(ndim)
+    def affine(self, ndim: int, loader: Loader | None = None) -> np.ndarray | None:
+        m = self.of.affine(ndim, loader)
         if m is None or m.shape[0] != m.shape[1]:
             return None
         return np.linalg.inv(m)
@@ -872,16 +875,21 @@ class TransformGraph:
             ),
         )
 
-    def affine(self, source: Any, target: Any) -> np.ndarray:
-        """The homogeneous matrix from ``source`` to ``target`` where the chain is affine."""
+    def affine(self, source: Any, target: Any, loader: Loader | None = None) -> np.ndarray:
+        """The homogeneous matrix from ``source`` to ``target`` where the chain is affine;
+        ``loader`` reads matrices stored in arrays (without one, they are not affine here)."""
         start = self.resolve(source)
-        ndim = self.ndim(start)
-        m = self.composed(source, target).affine(ndim)
-        if m is None:
-            raise OmeZarrError(
-                f"the transforms from {describe_node(start)} to {target!r} are not affine "
-                "(a field or stored parameters): map points with xoz.transform_points"
-            )
+        m = np.eye(self.ndim(start) + 1)
+        for edge in self.path(source, target):
+            t = edge.transformation.inverse() if edge.inverted else edge.transformation
+            step = t.affine(m.shape[0] - 1, _prefixed(loader, edge.prefix))
+            if step is None:
+                raise OmeZarrError(
+                    f"the transforms from {describe_node(start)} to {target!r} are not affine "
+                    "(a field, or stored parameters with no store to read them from): map "
+                    "points with xoz.transform_points"
+                )
+            m = step @ m
         return m
 
     def ndim(self, node: Node) -> int:
