@@ -578,8 +578,9 @@ def _append(
 
     # the appended part of every level, written beyond the stored shapes
     new_shapes = [list(shape) for shape in image.shapes]  # each grows by its part
-    if isinstance(array.data, da.Array):
-        _write_lazily(array.data, image, steps, used, axis, new_shapes, progress)
+    if isinstance(array.data, da.Array) or progress:  # dask computes (and shows progress)
+        data = array.data if isinstance(array.data, da.Array) else da.from_array(array.values)
+        _write_lazily(data, image, steps, used, axis, new_shapes, progress)
     else:
         _write_in_memory(np.asarray(array.values), image, steps, used, axis, new_shapes)
     _step("chunks")

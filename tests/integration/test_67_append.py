@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
@@ -24,6 +25,8 @@ import zarr
 
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr import OmeZarrError, OmeZarrWarning
+
+from ..fixtures.stores import ome_zarr_py_plate
 
 DIMS = ("t", "c", "z", "y", "x")
 SCALE = {"t": 2.5, "z": 1.0, "y": 0.5, "x": 0.5}
@@ -74,7 +77,8 @@ def test_append_by_append_equals_write_at_once(tmp_path, case):
     xoz.to_ome_zarr(timelapse(data), once, scale_factors=[2, 2], **settings)
     xoz.to_ome_zarr(timelapse(data[:3]), grown, scale_factors=[2, 2], **settings)
     xoz.to_ome_zarr(timelapse(data[3:4], first=3), grown, append_dim="t")  # coordinates
-    xoz.to_ome_zarr(data[4:], grown, append_dim="t")  # a bare array: positions continued
+    last = data[4:] if case.endswith("mean") else da.from_array(data[4:], chunks=(1, 1, 2, 8, 8))
+    xoz.to_ome_zarr(last, grown, append_dim="t")  # a bare array: positions continued
     assert_same_levels(grown, once, 3)
     assert zarr.open_array(grown / "0").chunks == zarr.open_array(once / "0").chunks
 
@@ -191,6 +195,22 @@ def test_a_pyramid_of_unknown_type_needs_method(tmp_path):
     assert caught.value.key == "multiscales/0/type"
     xoz.to_ome_zarr(data[2:], path, append_dim="t", method="mean")
     assert open_quietly(path)["scale1"]["image"].sizes["t"] == 3
+
+
+def test_a_field_of_a_peers_plate_whose_levels_cannot_be_made_is_refused(tmp_path):
+    """group= reaches a well's field. ome-zarr-py's level 1 of 33 x 41 pixels is 16 x 20 at
+    scale 2.0625 x 2.05: no whole factor makes it, so no append could be exact."""
+    spec = ome_zarr_py_plate(tmp_path, "0.5")
+    part = xr.DataArray(pixels((1, 33, 41), seed=3), dims=("c", "y", "x"), coords={"c": ["GFP"]})
+    with pytest.raises(OmeZarrError, match="not a whole multiple") as caught:
+        xoz.to_ome_zarr(part, spec.path, group="A/2/0", append_dim="c", method="mean")
+    assert (caught.value.node, caught.value.key) == (
+        "/A/2/0",
+        "multiscales/0/datasets/1/coordinateTransformations",
+    )
+    field = zarr.open_group(spec.path / "A/2/0")
+    shapes = sorted(array.shape for _, array in field.arrays())
+    assert shapes == [(2, 16, 20), (2, 33, 41)]  # untouched
 
 
 # ---- readers during and after interrupted appends --------------------------------------
