@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from hypothesis import settings
+
+# Property tests that do not fix their own number of examples take it from a profile:
+# "suite" (the default, what CI runs) keeps the suite within its time budget; run
+# HYPOTHESIS_PROFILE=thorough for a ten times longer search after changing what they test.
+settings.register_profile("suite", max_examples=50)
+settings.register_profile("thorough", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 METADATA_SUFFIXES = ("zarr.json", ".zattrs", ".zarray", ".zgroup", ".zmetadata")
 

@@ -75,7 +75,9 @@ def label(draw, values: np.ndarray) -> float:
     return draw(st.floats(low, high))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# about 20 selections compared per example: its number of examples comes from the profile
+# (tests/conftest.py: 50 in the suite, 500 with HYPOTHESIS_PROFILE=thorough)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(geometry, isel_first, st.data())
 def test_selection_matches_materialised(geom, first, data) -> None:
     lazy, eager = pair(*geom)
