@@ -278,7 +278,7 @@ def test_opening_06_costs_no_more_round_trips_than_05(tmp_path):
     write_image(tmp_path / "v06.zarr", image_document(levels=3))
     write_hand_image(tmp_path / "v05.zarr", "0.5")
     with http_server(tmp_path) as served:
-        served.delay = 0.05
+        served.delay = 0.1  # rounds split at half the delay: 25 ms was within the noise under load
         counts = {}
         for name in ("v05", "v06"):
             served.clear()
@@ -287,8 +287,8 @@ def test_opening_06_costs_no_more_round_trips_than_05(tmp_path):
             served.clear()
             xr.open_datatree(f"{served.url}/{name}.zarr", engine="ome-zarr")
             counts[name] = (rounds, len(served.rounds()), len(served.requests))
-    assert counts["v06"][0] <= counts["v05"][0]
-    assert counts["v06"][1] <= counts["v05"][1]
+    assert counts["v06"][0] <= counts["v05"][0], counts
+    assert counts["v06"][1] <= counts["v05"][1], counts
 
 
 def test_writing_06_as_05_refuses_what_would_be_lost(image, tmp_path):
