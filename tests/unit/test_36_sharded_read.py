@@ -252,7 +252,7 @@ def sharded_cases(draw: st.DrawFn) -> tuple:
     return shape, shards, chunks, tuple(key), draw(st.sampled_from(["end", "start"]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=sharded_cases())
 def test_any_basic_key_of_any_sharding_reads_as_zarr_reads_it(tmp_path_factory, case):
     shape, shards, chunks, key, location = case
