@@ -1,5 +1,10 @@
-"""The command as a Unix tool, run as a user runs it (a subprocess): stdout for results,
-stderr for progress, warnings and errors; quiet when asked; pipes; remote options; JSON."""
+"""The command as a Unix tool: stdout for results, stderr for progress, warnings and errors;
+quiet when asked; pipes; remote options; JSON.
+
+Most checks call ``main()`` in this process (what the console script calls), with stdout and
+stderr captured and not a terminal: a fresh interpreter per command costs seconds of imports.
+What only a real process shows (a closed pipe, a shell pipeline, stderr free of anything
+printed outside ``main()``) runs the command as a user runs it, in a subprocess."""
 
 from __future__ import annotations
 
@@ -22,6 +27,14 @@ from ..servers import s3_server, upload_tree
 CLI = [sys.executable, "-m", "xarray_ome_zarr.cli"]
 
 
+def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of the command run in this process."""
+    capsys.readouterr()  # nothing printed before belongs to this command
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def run(*argv: str | Path, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "", **kwargs.pop("env", {})}
     return subprocess.run(
@@ -37,10 +50,10 @@ def cells(tmp_path_factory) -> Path:
 
 
 # ---- info --json and xoz.info -------------------------------------------------------------
-def test_info_json_is_the_python_twin(cells):
-    done = run("info", cells, "--json")
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+def test_info_json_is_the_python_twin(cells, capsys):
+    status, out, err = cli(capsys, "info", cells, "--json")
+    assert status == 0, err
+    summary = json.loads(out)
     assert summary == xoz.info(cells)
     image, labels = summary["nodes"]
     assert image["kind"] == "image" and image["channels"] == ["DAPI", "GFP"]
@@ -77,24 +90,27 @@ def test_head_through_a_shell_prints_no_error(cells):
     assert done.stdout == "{\n" and done.stderr == ""
 
 
-def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(cells, tmp_path):
-    done = run("convert", cells, tmp_path / "a.ome.zarr")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == f"wrote {tmp_path / 'a.ome.zarr'} (OME-Zarr 0.5)\n"
-    assert done.stderr == ""  # not a terminal: no progress bar
-    done = run("convert", cells, tmp_path / "b.ome.zarr", "--progress")
-    assert done.returncode == 0, done.stderr
-    assert "Completed" in done.stderr and "%" in done.stderr
-    assert done.stdout == f"wrote {tmp_path / 'b.ome.zarr'} (OME-Zarr 0.5)\n"
+def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(cells, tmp_path, capsys):
+    assert not sys.stderr.isatty()  # captured here, as in a pipe
+    status, out, err = cli(capsys, "convert", cells, tmp_path / "a.ome.zarr")
+    assert status == 0, err
+    assert out == f"wrote {tmp_path / 'a.ome.zarr'} (OME-Zarr 0.5)\n"
+    assert err == ""  # not a terminal: no progress bar
+    status, out, err = cli(capsys, "convert", cells, tmp_path / "b.ome.zarr", "--progress")
+    assert status == 0, err
+    assert "Completed" in err and "%" in err
+    assert out == f"wrote {tmp_path / 'b.ome.zarr'} (OME-Zarr 0.5)\n"
 
 
-def test_quiet_prints_nothing_but_errors(cells, tmp_path):
-    for argv in (["convert", cells, tmp_path / "q.ome.zarr"], ["demo", tmp_path / "d.ome.zarr"]):
-        done = run(*argv, "--quiet", "--progress")
-        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    done = run("convert", cells, tmp_path / "q.ome.zarr", "--quiet")
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("xarray-ome-zarr: error: ") and "--overwrite" in done.stderr
+def test_quiet_prints_nothing_but_errors(cells, tmp_path, capsys):
+    # a real process: nothing at all on stderr, not even from imports or at exit
+    done = run("demo", tmp_path / "d.ome.zarr", "--quiet", "--progress")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    argv = ["convert", cells, tmp_path / "q.ome.zarr"]
+    assert cli(capsys, *argv, "--quiet", "--progress") == (0, "", "")
+    status, out, err = cli(capsys, *argv, "--quiet")
+    assert status == 2 and out == ""
+    assert err.startswith("xarray-ome-zarr: error: ") and "--overwrite" in err
 
 
 # ---- warnings -------------------------------------------------------------------------------
@@ -121,20 +137,31 @@ def zip_in_a_folder(cells, tmp_path) -> Path:
     return path
 
 
+def _assert_clean_warning_lines(command: str, err: str) -> None:
+    lines = err.splitlines()
+    assert all(line.startswith("warning: ") for line in lines), err
+    assert len(set(lines)) == len(lines)
+    assert "warnings.warn" not in err and "Warning:" not in err
+    if command == "info":
+        assert len(lines) == 1, err
+
+
 @pytest.mark.parametrize("store", ["two_multiscales", "zip_in_a_folder"])
 @pytest.mark.parametrize("command", ["info", "validate"])
-def test_warnings_are_one_clean_line(request, store, command):
+def test_warnings_are_one_clean_line(request, store, command, capsys):
     path = request.getfixturevalue(store)
-    done = run(command, path)
+    status, _, err = cli(capsys, command, path)
+    assert status == 0, err
+    _assert_clean_warning_lines(command, err)
+    assert cli(capsys, command, path, "--quiet")[2] == ""
+
+
+def test_warnings_are_one_clean_line_in_a_real_process(zip_in_a_folder):
+    """A fresh interpreter: its default warning filters, imports and exit add nothing (its
+    quiet twin: ``demo --quiet`` in test_quiet_prints_nothing_but_errors)."""
+    done = run("info", zip_in_a_folder)
     assert done.returncode == 0, done.stderr
-    lines = done.stderr.splitlines()
-    assert all(line.startswith("warning: ") for line in lines), done.stderr
-    assert len(set(lines)) == len(lines)
-    assert "warnings.warn" not in done.stderr and "Warning:" not in done.stderr
-    if command == "info":
-        assert len(lines) == 1, done.stderr
-    quiet = run(command, path, "--quiet")
-    assert quiet.stderr == ""
+    _assert_clean_warning_lines("info", done.stderr)
 
 
 # ---- remote stores ------------------------------------------------------------------------
@@ -159,14 +186,26 @@ def bucket(cells):
         yield server
 
 
-def test_storage_options_reach_the_source_and_the_target(bucket, tmp_path):
+@pytest.fixture
+def fresh_s3fs():
+    """No S3 filesystem cached by earlier tests: the commands find only those made from the
+    options this test gives them, as in a new process."""
+    s3fs = pytest.importorskip("s3fs")
+    s3fs.S3FileSystem.clear_instance_cache()  # others keep theirs; new ones are made
+    yield
+
+
+def test_storage_options_reach_the_source_and_the_target(bucket, fresh_s3fs, capsys):
     endpoint = f"endpoint_url={bucket.endpoint_url}"
-    done = run("info", "s3://cli/cells.ome.zarr", "--storage-option", endpoint)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("/: image 'image', OME-Zarr 0.5")
-    done = run("validate", "s3://cli/cells.ome.zarr", "--storage-option", endpoint)
-    assert (done.returncode, done.stdout) == (0, "valid\n"), done.stderr
-    done = run(
+    status, out, err = cli(capsys, "info", "s3://cli/cells.ome.zarr", "--storage-option", endpoint)
+    assert status == 0, err
+    assert out.startswith("/: image 'image', OME-Zarr 0.5")
+    status, out, err = cli(
+        capsys, "validate", "s3://cli/cells.ome.zarr", "--storage-option", endpoint
+    )
+    assert (status, out) == (0, "valid\n"), err
+    status, out, err = cli(
+        capsys,
         "convert",
         "s3://cli/cells.ome.zarr",
         "s3://cli/copy.ome.zarr",
@@ -177,26 +216,27 @@ def test_storage_options_reach_the_source_and_the_target(bucket, tmp_path):
         "--version",
         "0.4",
     )
-    assert done.returncode == 0, done.stderr
+    assert status == 0, err
     copied = xr.open_datatree(
         "s3://cli/copy.ome.zarr", engine="ome-zarr", storage_options=bucket.storage_options
     )
     assert copied["scale0"]["image"].shape == (2, 16, 128, 128)
 
 
-def test_anon_reads_without_credentials(bucket):
-    no_credentials = {k: "" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    done = run(
+def test_anon_reads_without_credentials(bucket, fresh_s3fs, capsys, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "")
+    status, out, err = cli(
+        capsys,
         "info",
         "s3://cli/cells.ome.zarr",
         "--anon",
         "--storage-option",
         f"endpoint_url={bucket.endpoint_url}",
         "--json",
-        env=no_credentials,
     )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["nodes"][0]["channels"] == ["DAPI", "GFP"]
+    assert status == 0, err
+    assert json.loads(out)["nodes"][0]["channels"] == ["DAPI", "GFP"]
 
 
 @pytest.mark.parametrize(
@@ -212,18 +252,18 @@ def test_storage_option_values(text, parsed):
     assert storage_option(text) == parsed
 
 
-def test_storage_option_without_equals_is_a_usage_error(cells):
-    done = run("info", cells, "--storage-option", "anon")
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "KEY=VALUE" in done.stderr
+def test_storage_option_without_equals_is_a_usage_error(cells, capsys):
+    status, _, err = cli(capsys, "info", cells, "--storage-option", "anon")
+    assert status == 2
+    assert err.count("\n") == 1 and "KEY=VALUE" in err
 
 
 # ---- thumbnail -------------------------------------------------------------------------------
-def test_thumbnail_is_the_smallest_level_in_its_colours(cells, tmp_path):
+def test_thumbnail_is_the_smallest_level_in_its_colours(cells, tmp_path, capsys):
     image = pytest.importorskip("PIL.Image")
-    done = run("info", cells, "--thumbnail", tmp_path / "t.png")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("/: image")
+    status, out, err = cli(capsys, "info", cells, "--thumbnail", tmp_path / "t.png")
+    assert status == 0, err
+    assert out.startswith("/: image")
     pixels = image.open(tmp_path / "t.png").convert("RGB")
     assert pixels.size == (16, 16)
     ds = xr.open_dataset(cells, engine="ome-zarr", level=-1)
