@@ -17,6 +17,7 @@ import sys
 import pytest
 
 from xarray_ome_zarr import validate
+from xarray_ome_zarr.cli import main
 from xarray_ome_zarr.errors import OmeZarrError
 
 from ..fixtures.conformance import attribute_cases_06, hierarchy_cases_06
@@ -130,7 +131,15 @@ def test_metadata_only_and_read_chunks_do_not_combine():
         validate(case_dir, metadata_only=True, read_chunks=True)
 
 
-def _cli(*args):
+def _cli(capsys, *args):
+    """(exit status, parsed stdout) of ``validate --json``, run in this process."""
+    capsys.readouterr()
+    status = main(["validate", "--json", *args])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def _command(*args):
+    """(exit status, parsed stdout) of ``validate --json`` run as the runner runs it."""
     done = subprocess.run(
         [sys.executable, "-m", "xarray_ome_zarr.cli", "validate", "--json", *args],
         capture_output=True,
@@ -144,14 +153,16 @@ def _case(ident):
     return next(c for c in HIERARCHY_CASES if c[0] == ident)
 
 
-def test_json_command_the_conformance_runner_drives(tmp_path):
-    # a valid hierarchy, an invalid one, a broken one, and a single attributes document
+def test_json_command_the_conformance_runner_drives(tmp_path, capsys):
+    # a valid hierarchy, an invalid one, a broken one, and a single attributes document;
+    # the invalid one through a real process (its exit status and stdout as the runner sees
+    # them), the others through the same main() in this process
     valid = next(c for c in HIERARCHY_CASES if c[2] and c[0] not in SPELLING_DECIDED_INVALID)
-    status, out = _cli("--metadata-only", str(valid[1]))
+    status, out = _cli(capsys, "--metadata-only", str(valid[1]))
     assert status == 0 and out["valid"] is True and isinstance(out["message"], str)
     assert set(out) == {"valid", "message", "problems"}
     invalid = _case("0.6rc0-spec-invalid-image-missing_scale")
-    status, out = _cli("--metadata-only", str(invalid[1]))
+    status, out = _command("--metadata-only", str(invalid[1]))
     assert status == 1 and out["valid"] is False and out["message"]
     assert out["problems"] and set(out["problems"][0]) == {
         "severity",
@@ -161,14 +172,14 @@ def test_json_command_the_conformance_runner_drives(tmp_path):
         "rule",
     }
     status, out = _cli(
-        "--metadata-only", str(_case("0.6rc0-spec-invalid-label-colors_rgba_length")[1])
+        capsys, "--metadata-only", str(_case("0.6rc0-spec-invalid-label-colors_rgba_length")[1])
     )
     assert status == 1 and out["valid"] is False and "cannot open" in out["message"]
     doc = tmp_path / "doc.json"
     doc.write_text(json.dumps(next(c[2] for c in ATTRIBUTE_CASES if c[3] and not c[4])))
-    status, out = _cli(str(doc))
+    status, out = _cli(capsys, str(doc))
     assert status == 0 and out["valid"] is True
-    status, out = _cli(str(valid[1] / "zarr.json"))  # a hierarchy's root document
+    status, out = _cli(capsys, str(valid[1] / "zarr.json"))  # a hierarchy's root document
     assert status == 0 and out["valid"] is True
 
 
