@@ -56,7 +56,7 @@ from .pyramid_update import (
     update_levels,
     whole_units,
 )
-from .store import OpenedStore, open_root
+from .store import OpenedStore, is_zip_path, open_root, store_name
 from .targets import ChunkWriter, LocalTarget, OzxTarget, Plan, StoreTarget, Target, writing
 from .transforms import level_geometry
 
@@ -461,6 +461,13 @@ def write_region(
 
     See :func:`xarray_ome_zarr.to_ome_zarr` (``region=``, ``safe_chunks=``).
     """
+    if is_zip_path(store):
+        raise OmeZarrError.at(
+            "an .ozx file is written once, whole: region= cannot change it in place (write "
+            "the regions into a directory, then convert it)",
+            store=store_name(store, storage_options),
+            key="region",
+        )
     image = open_image(store, group=group, storage_options=storage_options)
     try:
         part = region_part(obj, image)

@@ -845,7 +845,9 @@ def to_ome_zarr(
         grid. Every lower level is updated where the part changes it, reading neighbouring
         pixels back where the part does not cover whole pyramid blocks, so the store ends
         as the pyramid of the finished image (``to_multiscale`` of level 0) exactly.
-        Version, method, chunks and codecs are the store's: passing them is an error.
+        Version, method, chunks and codecs are the store's: passing them is an error. Only
+        pixels are written (the metadata stays the store's); the part is read into memory,
+        so pass tiles rather than whole images.
         Regions may be written at once by several processes or a dask.distributed cluster:
         what covers whole chunks (shards) and whole pyramid blocks is written without a
         lock; the rest waits for a file lock on local stores. On other stores (object

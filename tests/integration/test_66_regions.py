@@ -170,6 +170,8 @@ def test_coordinates_off_the_store_grid_are_refused(tmp_path):
         xoz.to_ome_zarr(part.drop_vars("y"), path, region="auto")
     with pytest.raises(OmeZarrError, match="scale_factors=, chunks= cannot apply"):
         xoz.to_ome_zarr(part, path, region="auto", scale_factors=[2], chunks=8)
+    with pytest.raises(OmeZarrError, match="written once, whole"):
+        xoz.to_ome_zarr(part, tmp_path / "t.ozx", region="auto")
     assert not xr.open_dataset(path, engine="ome-zarr")["image"].values.any()  # nothing written
 
 
