@@ -47,7 +47,7 @@ from .ngff.emit import channel_entry
 from .ngff.model import Multiscale, NodeMeta
 from .ngff.parse import parse_node
 from .reader import NodeReader
-from .store import is_zip_path, open_store
+from .store import is_zip_path, open_store, store_name
 from .targets import ChunkWriter, compute_writes
 from .transforms import level_geometry
 
@@ -111,7 +111,7 @@ def _open_group(store: Any, node: str, storage_options: Mapping[str, Any] | None
         )
     if isinstance(store, zarr.Group):
         base, prefix = store.store, store.path
-        name = repr(store)
+        name = store_name(store)
         close: Callable[[], None] = lambda: None  # noqa: E731
     else:
         base, name, close = open_store(store, storage_options=storage_options, read_only=False)
@@ -620,8 +620,8 @@ def _write_in_memory(
             assert method is not None
             slab = downsample_numpy(slab, steps[k - 1], method)
         new_shapes[k][axis] = image.shapes[k][axis] + slab.shape[axis]
-        target = _target(image, k, new_shapes[k])
-        target[_region(new_shapes[k], axis, image.shapes[k][axis])] = slab
+        writer = ChunkWriter(_target(image, k, new_shapes[k]))  # skips zarr's empty-chunk scan
+        writer[_region(new_shapes[k], axis, image.shapes[k][axis])] = slab
 
 
 def _write_lazily(
