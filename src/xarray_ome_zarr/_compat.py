@@ -140,8 +140,8 @@ HAS_ASYNC_GETITEM = (
 )
 
 
-def _fetch_members_async(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
-    async def one(path: str) -> Any:
+def _fetch_members_async(requests: Sequence[tuple[zarr.Group, str]]) -> list[Any]:
+    async def one(group: zarr.Group, path: str) -> Any:
         try:
             member = await group._async_group.getitem(path)
         except Exception as err:  # reported with its key by the caller
@@ -149,7 +149,7 @@ def _fetch_members_async(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
         return zarr.Array(member) if isinstance(member, zarr.AsyncArray) else zarr.Group(member)
 
     async def every() -> list[Any]:
-        return list(await asyncio.gather(*(one(p) for p in paths)))
+        return list(await asyncio.gather(*(one(g, p) for g, p in requests)))
 
     return sync(every())
 
@@ -168,9 +168,17 @@ def _fetch_members_one_by_one(group: zarr.Group, paths: Sequence[str]) -> list[A
 def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     """Open the members ``paths`` of ``group``: each a ``zarr.Array``, a ``zarr.Group``, or the
     exception opening it raised (``KeyError`` for a missing member)."""
+    return fetch_members_of([(group, path) for path in paths])
+
+
+def fetch_members_of(requests: Sequence[tuple[zarr.Group, str]]) -> list[Any]:
+    """``fetch_members`` for members of several groups at once (``(group, path)`` pairs)."""
     if HAS_ASYNC_GETITEM:
-        return _fetch_members_async(group, paths)
-    return _fetch_members_one_by_one(group, paths)  # pragma: no cover
+        return _fetch_members_async(requests)
+    out: list[Any] = []  # pragma: no cover
+    for group, path in requests:  # pragma: no cover
+        out += _fetch_members_one_by_one(group, [path])
+    return out  # pragma: no cover
 
 
 # ---- zarr: decoding a chunk synchronously (direct_read) ------------------------------------
@@ -476,7 +484,137 @@ def datatree_from_dict_here(groups: Mapping[str, Any]) -> Any:
 
 def datatree_from_dict(groups: Mapping[str, Any]) -> Any:
     """A DataTree of ``groups`` (path -> Dataset) that closes them when it is closed."""
+    if has_tree_links() and _only_leaves_hold_variables(groups):
+        return datatree_linked(groups)
     build = _xarray_datatree_from_dict()
     if build is not None:
         return build(groups)
     return datatree_from_dict_here(groups)  # pragma: no cover
+
+
+# ---- xarray: a DataTree whose inner nodes hold no variables, linked node by node ----------
+# Why: ``DataTree.from_dict`` inserts each node by path: it copies the node, walks the path
+# and checks the node's alignment with every ancestor (for a 384-well plate, 3473 nodes:
+# most of the CPU time of building the tree). Where no node that has children holds a
+# variable (an OME hierarchy: groups hold attributes, only resolution levels hold data),
+# nothing can be misaligned, inherited or shadowed, so each node is made once from its
+# Dataset (the public ``DataTree(dataset)``) and linked to its parent through the private
+# ``_parent``, ``_children`` and ``_name`` slots of ``TreeNode``. ``tests/unit/
+# test_06_compat.py`` compares the result with ``from_dict``'s. Fallback: ``from_dict``.
+def has_tree_links() -> bool:
+    """Whether xarray's tree nodes keep parent, children and name in the slots we link."""
+    import xarray
+
+    slots = {slot for cls in xarray.DataTree.__mro__ for slot in getattr(cls, "__slots__", ())}
+    return {"_parent", "_children", "_name"} <= slots
+
+
+def _only_leaves_hold_variables(groups: Mapping[str, Any]) -> bool:
+    """Whether every path that has a path below it holds a Dataset without variables."""
+    keys = {str(path).strip("/") for path in groups}
+    if len(keys) != len(groups) or any(".." in k.split("/") or "." in k.split("/") for k in keys):
+        return False
+    inner = {k.rpartition("/")[0] for k in keys if k}
+    return all(not groups_value(groups, path).variables for path in groups if _key(path) in inner)
+
+
+def _key(path: Any) -> str:
+    return str(path).strip("/")
+
+
+def groups_value(groups: Mapping[str, Any], path: str) -> Any:
+    """``groups[path]`` (a Dataset or None, as ``from_dict`` takes them)."""
+    import xarray
+
+    value = groups[path]
+    return xarray.Dataset() if value is None else value
+
+
+def datatree_linked(groups: Mapping[str, Any]) -> Any:
+    """The tree of ``groups`` built by linking nodes (see above); each node closes its
+    Dataset; groups missing between paths are empty nodes, as ``from_dict`` makes them."""
+    import xarray
+
+    nodes: dict[str, Any] = {}
+    try:
+        for path in groups:
+            dataset = groups_value(groups, path)
+            node = nodes[_key(path)] = xarray.DataTree(dataset)
+            node.set_close(dataset._close)  # as xarray's engines do: copies drop the closer
+    except Exception:
+        for dataset in groups.values():
+            if dataset is not None:
+                dataset.close()
+        raise
+    root = nodes.setdefault("", xarray.DataTree())
+    for key in sorted(nodes, key=lambda k: k.count("/") if k else -1):
+        if not key:
+            continue
+        _link(nodes, key, root)
+    return root
+
+
+def _link(nodes: dict[str, Any], key: str, root: Any) -> None:
+    """Attach ``nodes[key]`` to its parent, making missing parents as empty nodes."""
+    import xarray
+
+    node = nodes[key]
+    parent_key, _, name = key.rpartition("/")
+    parent = nodes.get(parent_key)
+    if parent is None:
+        parent = nodes[parent_key] = xarray.DataTree()
+        _link(nodes, parent_key, root)
+    node._parent = parent
+    node._name = name
+    parent._children[name] = node
+
+
+# ---- xarray: a Dataset from variables and indexes that agree by construction --------------
+# Why: a plate opens thousands of small Datasets; xarray's public constructor merges and
+# aligns each one's coordinates again (about half the CPU time of opening a 384-well plate
+# before, docs/benchmarks.md "Plates"). ``Dataset._construct_direct`` is private; it is used
+# only with parts made together (index variables made by their indexes, one data variable
+# over the dims they index), and ``tests/unit/test_06_compat.py`` compares it with the public
+# constructor. Fallback: ``xarray.Dataset(data_vars, coords=Coordinates(...))``.
+def _dataset_construct_direct() -> Callable[..., Any] | None:
+    import xarray
+
+    construct = getattr(xarray.Dataset, "_construct_direct", None)
+    return construct if callable(construct) else None
+
+
+def has_dataset_construct_direct() -> bool:
+    """Whether xarray's ``Dataset`` has ``_construct_direct`` (checked lazily)."""
+    return _dataset_construct_direct() is not None
+
+
+def dataset_from_parts_here(
+    data_vars: Mapping[Any, Any],
+    coord_vars: Mapping[Any, Any],
+    indexes: Mapping[Any, Any],
+    attrs: dict[Any, Any],
+) -> Any:
+    """Public fallback of :func:`dataset_from_parts`."""
+    import xarray
+
+    coords = xarray.Coordinates(dict(coord_vars), indexes=dict(indexes))
+    return xarray.Dataset(dict(data_vars), coords=coords, attrs=attrs)
+
+
+def dataset_from_parts(
+    data_vars: Mapping[Any, Any],
+    coord_vars: Mapping[Any, Any],
+    indexes: Mapping[Any, Any],
+    attrs: dict[Any, Any],
+) -> Any:
+    """The Dataset of ``data_vars`` (Variables) with coordinates ``coord_vars`` indexed by
+    ``indexes`` (each index's own variables), as the public constructor makes it."""
+    construct = _dataset_construct_direct()
+    if construct is None:
+        return dataset_from_parts_here(data_vars, coord_vars, indexes, attrs)  # pragma: no cover
+    variables = {**data_vars, **coord_vars}
+    dims: dict[Any, int] = {}
+    for variable in variables.values():
+        for dim, size in zip(variable.dims, variable.shape, strict=True):
+            dims.setdefault(dim, size)
+    return construct(variables, set(coord_vars), dims, attrs=attrs, indexes=dict(indexes))

@@ -32,9 +32,15 @@ class OmeZarrArray(BackendArray):
         self.shape = tuple(array.shape) if shape is None else tuple(shape)
         self.dtype = np.dtype(array.dtype)
         self._where = where
-        self._direct: DirectReader | StoreReader | None = DirectReader.of(array) or StoreReader.of(
-            array
-        )
+        self._direct: DirectReader | StoreReader | None | bool = False  # found at first read
+
+    def direct(self) -> DirectReader | StoreReader | None:
+        """The chunk reader of the array (local files or a remote store's async gets), or
+        ``None`` where zarr reads; found at the first read: a plate opens thousands of
+        arrays and reads few."""
+        if self._direct is False:
+            self._direct = DirectReader.of(self._array) or StoreReader.of(self._array)
+        return self._direct  # type: ignore[return-value]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self._array, self._where, self.shape))
@@ -55,9 +61,10 @@ class OmeZarrArray(BackendArray):
         return OmeZarrError(f"{self._where}: cannot read array {self._array.path!r} ({detail})")
 
     def _basic(self, key: tuple) -> np.ndarray:
-        if self._direct is not None:
+        direct = self.direct()
+        if direct is not None:
             try:
-                values = self._direct.read(key, self.dtype)
+                values = direct.read(key, self.dtype)
             except ChunkReadError as err:
                 raise self._failure(str(err)) from err
             if values is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import zarr
 from zarr.core.buffer import default_buffer_prototype
@@ -33,6 +33,7 @@ __all__ = [
     "is_local_store",
     "open_with_probes",
     "probe_member",
+    "probe_members",
     "reading_policy",
     "true_labels",
 ]
@@ -71,11 +72,15 @@ def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
-async def _open_fresh(store: Any, path: str) -> Any:
-    """The group at ``path`` read from the store itself, or the exception opening it."""
+async def _open_fresh(store: Any, path: str, zarr_format: Literal[2, 3] | None = None) -> Any:
+    """The group at ``path`` read from the store itself, or the exception opening it.
+
+    With ``zarr_format`` only that format's documents are asked for (``zarr.json``; or
+    ``.zgroup`` and ``.zattrs``), as a group's member lookup does.
+    """
     try:
         group = await zarr.api.asynchronous.open_group(
-            store=store, path=path, mode="r", use_consolidated=False
+            store=store, path=path, mode="r", use_consolidated=False, zarr_format=zarr_format
         )
     except Exception as err:  # judged by the caller
         return err
@@ -85,25 +90,45 @@ async def _open_fresh(store: Any, path: str) -> Any:
 def probe_member(group: zarr.Group, path: str) -> Any:
     """The group ``path`` below ``group`` as the store holds it (not its cached listing):
     a ``zarr.Group`` or the exception opening it raised."""
-    return sync(_open_fresh(group.store, _join(group.path, path)))
+    return sync(_open_fresh(group.store, _join(group.path, path), group.metadata.zarr_format))
+
+
+def probe_members(
+    store: Any, paths: list[str], zarr_format: Literal[2, 3] | None = None
+) -> list[Any]:
+    """The groups at ``paths`` of ``store`` as the store holds them, all in one round trip:
+    each a ``zarr.Group`` or the exception opening it raised."""
+
+    async def every() -> list[Any]:
+        return list(await asyncio.gather(*(_open_fresh(store, p, zarr_format) for p in paths)))
+
+    return sync(every())
 
 
 def open_with_probes(
     open_root: Callable[[], zarr.Group], store: Any, path: str
 ) -> tuple[zarr.Group, dict[str, Any]]:
     """Open the root with ``open_root`` and, at the same time (one round trip), probe its
-    :data:`PROBED_CHILDREN` in the store itself; the probes by child name."""
+    :data:`PROBED_CHILDREN` in the store itself; the probes by child name.
+
+    The root's zarr format is not known until it is read, so each child is probed for both
+    (``zarr.json``; ``.zgroup`` and ``.zattrs``: three requests, in the same wave as the
+    root's) and the answer in the root's format kept: what the root's member lookup would
+    give, so the walk takes it instead of asking again when the root is not consolidated.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     async def probes() -> list[Any]:
         paths = [_join(path, child) for child in PROBED_CHILDREN]
-        return list(await asyncio.gather(*(_open_fresh(store, p) for p in paths)))
+        asked = [_open_fresh(store, p, fmt) for p in paths for fmt in (3, 2)]
+        return list(await asyncio.gather(*asked))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(lambda: sync(probes()))
         root = open_root()
         found = pending.result()
-    return root, dict(zip(PROBED_CHILDREN, found, strict=True))
+    pick = 0 if root.metadata.zarr_format == 3 else 1
+    return root, {child: found[2 * i + pick] for i, child in enumerate(PROBED_CHILDREN)}
 
 
 def _is_missing(err: Any) -> bool:

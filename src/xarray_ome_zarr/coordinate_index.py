@@ -557,10 +557,22 @@ def pixel_centre_coordinates(
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Coordinates:
     """The lazy coordinate of one axis: ``translation + scale * i`` for ``i < size``."""
+    index, variables = pixel_centre_index(size, scale, translation, dim, attrs)
+    return xr.Coordinates(variables, indexes=dict.fromkeys(variables, index))
+
+
+def pixel_centre_index(
+    size: int,
+    scale: float,
+    translation: float,
+    dim: str,
+    attrs: Mapping[str, Any] | None = None,
+) -> tuple[PixelCentreIndex, dict[Any, xr.Variable]]:
+    """The lazy index of one axis and the coordinate variables it makes."""
     index = PixelCentreIndex.from_geometry(size, scale, translation, dim)
     variables = index.create_variables()
     variables[dim].attrs = dict(attrs or {})
-    return xr.Coordinates(variables, indexes=dict.fromkeys(variables, index))
+    return index, variables
 
 
 def exact_geometry(coord: xr.DataArray | None) -> tuple[float, float] | None:

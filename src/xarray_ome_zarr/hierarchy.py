@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from . import _compat
-from .consolidated import true_labels
+from .consolidated import is_consolidated, probe_members, true_labels
 from .errors import OmeZarrError, OmeZarrWarning
 from .level_lengths import UNEVEN_LEVELS, trimmed_axes, trimmed_shape
 from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
@@ -111,6 +111,14 @@ def fetch_members(group: zarr.Group, paths: Sequence[str]) -> list[Any]:
     return [_named_if_corrupt(group, p, m) for p, m in zip(paths, members, strict=True)]
 
 
+def fetch_members_of(requests: Sequence[tuple[zarr.Group, str]]) -> list[Any]:
+    """``fetch_members`` for members of several groups, all in one round trip."""
+    if not requests:
+        return []
+    members = _compat.fetch_members_of(requests)
+    return [_named_if_corrupt(g, p, m) for (g, p), m in zip(requests, members, strict=True)]
+
+
 class CorruptDocument(ValueError):
     """A member's metadata document that is not valid JSON: its key and the JSON position."""
 
@@ -129,9 +137,13 @@ def _named_if_corrupt(group: zarr.Group, path: str, member: Any) -> Any:
 
 def _is_missing(err: Exception, path: str) -> bool:
     """Whether opening ``path`` failed because nothing is there."""
-    return isinstance(err, FileNotFoundError) or (
-        isinstance(err, KeyError) and bool(err.args) and str(err.args[0]).strip("/") == path
-    )
+    if isinstance(err, FileNotFoundError):
+        return True
+    if not isinstance(err, KeyError) or not err.args:
+        return False
+    said = str(err.args[0])
+    # zarr's lookup in a consolidated listing says "'labels' not found in consolidated metadata."
+    return said.strip("/") == path or said.startswith(f"{path.strip('/')!r} not found")
 
 
 def _related(a: str, b: str) -> bool:
@@ -329,6 +341,21 @@ class Walker:
         self.metadata_only = metadata_only
         #: ``labels`` groups probed in the store beside a consolidated root, by store path
         self.probes: dict[str, Any] = {}
+        #: Members fetched ahead of the walk (a plate's fields and their levels, all wells
+        #: in one round trip), by store path; each is taken once by ``fetch``.
+        self.prefetched: dict[str, Any] = {}
+        #: Open one level of each image, and no labels (the plate view): a function giving
+        #: the level's index in a multiscale (``node`` names it in errors), else ``None``.
+        self.one_level: Callable[[Multiscale, str], int] | None = None
+        #: The level asked for, as given (an int or a path), for fetching ahead of the walk.
+        self.level_hint: int | str | None = None
+
+    def fetch(self, group: zarr.Group, paths: Sequence[str]) -> list[Any]:
+        """``fetch_members(group, paths)``, taking what was fetched ahead of the walk."""
+        keys = [join(group.path, path) for path in paths]
+        if self.prefetched and all(key in self.prefetched for key in keys):
+            return [self.prefetched.pop(key) for key in keys]
+        return fetch_members(group, paths)
 
     @property
     def thorough(self) -> bool:
@@ -517,6 +544,13 @@ class Walker:
         stale = stale_from(group.attrs.asdict())
         if stale is not None:
             self.findings.notice(node, MARKER_KEY, stale_message(stale), PYRAMID_INCOMPLETE)
+        if self.one_level is not None and not self.thorough and not self.metadata_only:
+            multiscale = first_multiscale(meta, self.where(node))
+            index = self.one_level(multiscale, node)
+            array, out.meta, shape = self.level_of(group, meta, index, node, label)
+            if array is not None:
+                out.levels, out.shapes = (array,), (shape,)
+            return
         if self.thorough:
             multiscales: tuple[Multiscale, ...] = meta.multiscales
         else:
@@ -528,9 +562,14 @@ class Walker:
                 self.check_image(meta, multiscale, m, {}, node)
             return
         paths = [lv.path for m in multiscales for lv in m.levels]
-        *members, labels = fetch_members(group, [*paths, "labels"])
+        probed = self.probes.get(join(group.path, "labels"))
+        if probed is not None and not is_consolidated(group):
+            # the probe beside the root asked the store what this lookup would ask
+            members, labels = self.fetch(group, paths), probed
+        else:
+            *members, labels = self.fetch(group, [*paths, "labels"])
         if not label:  # a consolidated listing may miss labels added later
-            labels = true_labels(group, labels, self.probes.get(join(group.path, "labels")))
+            labels = true_labels(group, labels, probed)
         start = 0
         for m, multiscale in enumerate(multiscales):
             count = len(multiscale.levels)
@@ -554,6 +593,31 @@ class Walker:
             if child is not None:
                 out.children["labels"] = child
                 self.check_label_levels(out, child)
+
+    def level_of(
+        self, group: zarr.Group, meta: NodeMeta, index: int, node: str, label: bool = False
+    ) -> tuple[zarr.Array | None, NodeMeta, tuple[int, ...]]:
+        """The checked array of one level of the image at ``group`` (one round trip), the
+        metadata with the level's transforms filled in where the store has none, and the
+        level's shape as read (trimmed to what level 0 allows, rule ``uneven-levels``)."""
+        multiscale = meta.multiscales[0]
+        key = f"multiscales/0/datasets/{index}/path"
+        paths = [multiscale.levels[index].path]
+        if index != 0:  # its shape bounds the level's (and gives its geometry when missing)
+            paths.append(multiscale.levels[0].path)
+        member, *first = self.fetch(group, paths)
+        array = self.level_array(member, paths[0], node, key)
+        if array is None:
+            return None, meta, ()
+        self.check_level(array, meta, multiscale, index, key, node, label=label)
+        shapes = {index: tuple(array.shape)}
+        if first and isinstance(first[0], zarr.Array):
+            shapes[0] = tuple(first[0].shape)
+            shapes[index] = self.trim_level(shapes[index], shapes[0], multiscale, 0, index, node)
+        if lacks_transforms(multiscale):
+            multiscale = self.complete_transforms(multiscale, 0, shapes, node)
+        self.check_geometry(multiscale, 0, index, node)
+        return array, with_first_multiscale(meta, multiscale), shapes[index]
 
     def check_label_levels(self, image: Node, labels: Node) -> None:
         """Each label image has as many levels as its image (rule ``label-levels``)."""
@@ -876,6 +940,7 @@ class Walker:
                 self.check_well_path_04(plate, well, i, out.path)
             paths.append((i, path))
         members = fetch_members(out.group, [path for _, path in paths])
+        self.prefetch_wells(members)
         jobs = [
             (
                 path,
@@ -905,6 +970,46 @@ class Walker:
             self.findings.error(child_node, "well", "a plate's well needs well metadata")
             return None
         return self.dispatch(group, meta, child_node, "well")
+
+    def prefetch_wells(self, wells: Sequence[Any]) -> None:
+        """Fetch the fields of every well, then the levels and ``labels`` groups of every
+        field (probed in the store too where a consolidated listing answers), all wells at
+        once: a plate costs a few round trips and event-loop calls, not a few per well.
+
+        Only a head start: the walk takes these members where it would have fetched them
+        (``fetch``) and judges them as always; paths it cannot find in a document here are
+        fetched by the walk itself.
+        """
+        if self.metadata_only:
+            return
+        fields = [
+            (well, path)
+            for well in wells
+            if isinstance(well, zarr.Group)
+            for path in _listed_paths(well, "well", "images")
+        ]
+        found = fetch_members_of(fields)
+        images = [f for f in found if isinstance(f, zarr.Group)]
+        if self.one_level is not None:  # one level of each, no labels
+            picked = (_picked(_level_paths(image), self.level_hint) for image in images)
+            pairs = zip(images, picked, strict=True)
+            levels = [(image, path) for image, paths in pairs for path in paths]
+            found_levels = fetch_members_of(levels)
+            for (group, path), member in zip(
+                [*fields, *levels], [*found, *found_levels], strict=True
+            ):
+                self.prefetched[join(group.path, path)] = member
+            return
+        levels = [(image, path) for image in images for path in (*_level_paths(image), "labels")]
+        probed = [image for image in images if is_consolidated(image)]
+        if probed:
+            paths = [join(image.path, "labels") for image in probed]
+            fmt = probed[0].metadata.zarr_format
+            found_labels = probe_members(probed[0].store, paths, fmt)
+            self.probes.update(zip(paths, found_labels, strict=True))
+        found_levels = fetch_members_of(levels)
+        for (group, path), member in zip([*fields, *levels], [*found, *found_levels], strict=True):
+            self.prefetched[join(group.path, path)] = member
 
     def check_well_path_04(self, plate: Plate, well: WellRef, i: int, node: str) -> None:
         """0.4 well paths: the suite accepts column-first ones, so only warn."""
@@ -944,7 +1049,7 @@ class Walker:
                     self.findings.error(node, f"well/images/{j}/path", "must be a string")
                 continue
             paths.append((j, path))
-        members = fetch_members(out.group, [path for _, path in paths])
+        members = self.fetch(out.group, [path for _, path in paths])
         jobs = [
             (
                 path,
@@ -1025,6 +1130,55 @@ def _declared_version(attrs: Mapping) -> str | None:
         return split_attributes(attrs)[0]
     except OmeZarrError:
         return None
+
+
+def _ome_document(group: zarr.Group) -> Mapping[str, Any]:
+    """The OME document of a group's attributes, or ``{}`` where there is none to read."""
+    try:
+        document = split_attributes(group.attrs.asdict())[1]
+    except Exception:
+        return {}
+    return document if isinstance(document, Mapping) else {}
+
+
+def _listed_paths(group: zarr.Group, block: str, key: str) -> list[str]:
+    """The string ``path`` of each entry of ``document[block][key]`` (a well's images)."""
+    entries = _ome_document(group).get(block)
+    entries = entries.get(key) if isinstance(entries, Mapping) else None
+    if not isinstance(entries, list):
+        return []
+    paths = [e.get("path") for e in entries if isinstance(e, Mapping)]
+    return [p for p in paths if isinstance(p, str)]
+
+
+def _level_paths(group: zarr.Group) -> list[str]:
+    """The dataset paths of an image group's first multiscale, as stored."""
+    multiscales = _ome_document(group).get("multiscales")
+    if not isinstance(multiscales, list) or not multiscales:
+        return []
+    first = multiscales[0]
+    datasets = first.get("datasets") if isinstance(first, Mapping) else None
+    if not isinstance(datasets, list):
+        return []
+    paths = [d.get("path") for d in datasets if isinstance(d, Mapping)]
+    return [p for p in paths if isinstance(p, str)]
+
+
+def _picked(paths: list[str], level: int | str | None) -> list[str]:
+    """The dataset path ``level`` (an index, negative too, a path or ``"scaleN"``) names
+    among ``paths`` and level 0's (its shape bounds the level's), when it plainly names one
+    (only a hint for fetching ahead: ``level_of`` fetches these two)."""
+    index: int | None = None
+    if isinstance(level, int) and not isinstance(level, bool) and -len(paths) <= level < len(paths):
+        index = level % len(paths)
+    elif isinstance(level, str):
+        if level.strip("/") in paths:
+            index = paths.index(level.strip("/"))
+        elif level.startswith("scale") and level[5:].isdigit() and int(level[5:]) < len(paths):
+            index = int(level[5:])
+    if index is None:
+        return []
+    return [paths[index]] if index == 0 else [paths[index], paths[0]]
 
 
 def _numbered_groups(group: zarr.Group) -> list[str]:

@@ -15,27 +15,26 @@ import numpy as np
 import xarray as xr
 import zarr
 from xarray.core import indexing
-from xarray.indexes import PandasIndex
+from xarray.indexes import Index, PandasIndex
 
+from ._compat import dataset_from_parts
 from .array import OmeZarrArray
-from .coordinate_index import pixel_centre_coordinates
+from .coordinate_index import pixel_centre_index
 from .errors import OmeZarrError, OmeZarrWarning
 from .hierarchy import (
     Findings,
     Node,
     Walker,
-    fetch_members,
     first_multiscale,
     join,
-    lacks_transforms,
     level_dims,
-    with_first_multiscale,
 )
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .ngff.limits import MAX_DASK_BLOCKS, dask_chunks
 from .ngff.model import TYPE_BY_NAME, Multiscale, NodeMeta, Omero
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import is_06
+from .plate_view import plate_dataset
 from .store import open_root
 from .systems import add_to_graph, express_in, find_system, image_system, missing_system_error
 from .transforms import coordinate_values, level_geometry
@@ -65,6 +64,7 @@ class NodeReader:
         #: 0.6: the coordinate system the coordinates are wanted in (``None``: each image's own).
         self.coordinate_system = coordinate_system
         self.graph = TransformGraph()
+        self._channel_indexes: dict[tuple[str, tuple[str, ...]], PandasIndex] = {}
 
     def where(self, node: str) -> str:
         """Name a node of this store for messages."""
@@ -111,25 +111,9 @@ class NodeReader:
         """The checked array of one level of the image at ``group`` (one round trip), the
         metadata with the level's transforms filled in where the store has none, and the
         level's shape as read (trimmed to what level 0 allows, rule ``uneven-levels``)."""
-        multiscale = meta.multiscales[0]
-        key = f"multiscales/0/datasets/{index}/path"
-        paths = [multiscale.levels[index].path]
-        if index != 0:  # its shape bounds the level's (and gives its geometry when missing)
-            paths.append(multiscale.levels[0].path)
-        member, *first = fetch_members(group, paths)
-        array = self.walker.level_array(member, paths[0], node, key)
+        array, meta, shape = self.walker.level_of(group, meta, index, node)
         assert array is not None  # the reader's walk raises instead
-        self.walker.check_level(array, meta, multiscale, index, key, node, label=False)
-        shapes = {index: tuple(array.shape)}
-        if first and isinstance(first[0], zarr.Array):
-            shapes[0] = tuple(first[0].shape)
-            shapes[index] = self.walker.trim_level(
-                shapes[index], shapes[0], multiscale, 0, index, node
-            )
-        if lacks_transforms(multiscale):
-            multiscale = self.walker.complete_transforms(multiscale, 0, shapes, node)
-        self.walker.check_geometry(multiscale, 0, index, node)
-        return array, with_first_multiscale(meta, multiscale), shapes[index]
+        return array, meta, shape
 
     def level_dataset(
         self,
@@ -156,24 +140,28 @@ class NodeReader:
         dims = level_dims(meta, multiscale, array.ndim)
         axes = axes[len(axes) - len(dims) :]
         name = variable_name(multiscale.name)
-        coords = self.coordinates(meta, index, shape, node, first=len(multiscale.axes) - len(axes))
+        coord_vars, indexes = self.coordinates(
+            meta, index, shape, node, first=len(multiscale.axes) - len(axes)
+        )
         ds_attrs = {PATH_ATTR: level.path}
         dropped = set(drop_variables)
-        coords = coords.drop_vars([k for k in coords if k in dropped])
+        coord_vars = {k: v for k, v in coord_vars.items() if k not in dropped}
+        indexes = {k: v for k, v in indexes.items() if k in coord_vars}
         if name in dropped:
-            return xr.Dataset(coords=coords, attrs=ds_attrs)
+            return dataset_from_parts({}, coord_vars, indexes, ds_attrs)
         data = indexing.LazilyIndexedArray(OmeZarrArray(array, self.where(node), shape))
         var_attrs = {k: v for k, v in array.attrs.asdict().items() if k != "_ARRAY_DIMENSIONS"}
         encoding = encoding_of(array, dims, self.where(node))
         encoding["original_shape"] = shape
-        variable = xr.Variable(dims, data, attrs=var_attrs, encoding=encoding)
-        return xr.Dataset({name: variable}, coords=coords, attrs=ds_attrs)
+        variable = xr.Variable(dims, data, attrs=var_attrs, encoding=encoding, fastpath=True)
+        return dataset_from_parts({name: variable}, coord_vars, indexes, ds_attrs)
 
     def coordinates(
         self, meta: NodeMeta, index: int, shape: tuple[int, ...], node: str, first: int = 0
-    ) -> xr.Coordinates:
+    ) -> tuple[dict[str, xr.Variable], dict[str, Index]]:
         """Pixel-centre coordinates of every axis but the channel axis (space, time and
-        custom axes: their scale and translation are just as real), and channel names.
+        custom axes: their scale and translation are just as real), and channel names:
+        the coordinate variables and their indexes, by name.
 
         Space and time coordinates are lazy indexes (:mod:`.coordinate_index`) unless the
         reader was made with ``lazy_coordinates=False``: their cost does not grow with the
@@ -184,7 +172,8 @@ class NodeReader:
             scale, translation = level_geometry(multiscale, index)
         except OmeZarrError as err:
             raise OmeZarrError(f"{self.where(node)}: {err}") from None
-        coords = xr.Coordinates()
+        variables: dict[str, xr.Variable] = {}
+        indexes: dict[str, Index] = {}
         for axis, size, s, t in zip(
             multiscale.axes[first:], shape, scale[first:], translation[first:], strict=True
         ):
@@ -205,15 +194,52 @@ class NodeReader:
                 if is_06(meta.version):  # RFC-4 orientation and other axis keys, verbatim
                     attrs.update({k: v for k, v in axis.extra.items() if k not in attrs})
                 if self.lazy_coordinates:
-                    coords = coords.assign(pixel_centre_coordinates(size, s, t, axis.name, attrs))
+                    lazy_index, made = pixel_centre_index(size, s, t, axis.name, attrs)
+                    variables.update(made)
+                    indexes.update(dict.fromkeys(made, lazy_index))
                 else:
                     values = coordinate_values(size, s, t)
-                    coords = coords.assign({axis.name: _numpy_variable(axis.name, values, attrs)})
+                    _add_indexed(variables, indexes, axis.name, values, attrs)
             else:
                 labels = channel_labels(meta.omero, size, self.where(node))
                 if labels is not None:
-                    coords = coords.assign(_label_coordinate(axis.name, labels))
-        return coords
+                    self.add_channels(variables, indexes, axis.name, labels)
+        return variables, indexes
+
+    def add_channels(
+        self,
+        variables: dict[str, xr.Variable],
+        indexes: dict[str, Index],
+        dim: str,
+        labels: list[str],
+    ) -> None:
+        """Add the channel coordinate; its index is made once per set of names and shared
+        (indexes are immutable; each Dataset gets its own variable)."""
+        key = (dim, tuple(labels))
+        index = self._channel_indexes.get(key)
+        values = np.asarray(labels, dtype=str)
+        variable = xr.Variable((dim,), values, {TYPE_ATTR: "channel"}, fastpath=True)
+        if index is None:
+            index = _pandas_index(dim, values)
+            self._channel_indexes[key] = index
+        variables.update(index.create_variables({dim: variable}))
+        indexes[dim] = index
+
+    # ---- a plate as one Dataset per level --------------------------------------------
+    def plate_view(
+        self, group: zarr.Group, node: str, level: int | str, drop_variables: Iterable[str]
+    ) -> xr.Dataset:
+        """The plate at ``group`` as one lazy Dataset of ``level`` (:mod:`.plate_view`)."""
+
+        def index_of(multiscale: Multiscale, where: str = node) -> int:
+            return self.level_index(multiscale, level, where)
+
+        self.walker.one_level, self.walker.level_hint = index_of, level
+        root = self.walker.walk(group, node)
+        assert root is not None  # the reader's walk raises instead
+        ds = plate_dataset(root, index_of, self.coordinates, encoding_of, self.where)
+        dropped = [name for name in drop_variables if name in ds.variables]
+        return ds.drop_vars(dropped) if dropped else ds
 
     # ---- hierarchy ----------------------------------------------------------------
     def tree(
@@ -290,28 +316,29 @@ class NodeReader:
         return out
 
 
-def _numpy_variable(dim: str, values: np.ndarray, attrs: dict[str, Any]) -> xr.Variable:
-    """A coordinate variable over numpy values.
+def _add_indexed(
+    variables: dict[str, xr.Variable],
+    indexes: dict[str, Index],
+    dim: str,
+    values: np.ndarray,
+    attrs: dict[str, Any],
+) -> None:
+    """Add a dimension coordinate over numpy values, with its pandas index built here.
 
-    ``fastpath`` skips xarray's check for dask arrays, which imports ``dask.array`` (and
-    with it scipy): half a second of a fresh process's open that ``.values`` never needs.
+    ``fastpath`` and the index given skip xarray's checks for dask arrays, which import
+    ``dask.array`` (and with it scipy): a third of a second of a fresh process's open.
     """
-    return xr.Variable((dim,), values, attrs, fastpath=True)
+    variable = xr.Variable((dim,), values, attrs, fastpath=True)
+    index = _pandas_index(dim, values)
+    variables.update(index.create_variables({dim: variable}))
+    indexes[dim] = index
 
 
-def _label_coordinate(dim: str, labels: list[str]) -> xr.Coordinates:
-    """The channel coordinate ``dim`` of ``labels``, with its pandas index built here.
-
-    Given the index, xarray does not cast the values to one itself, which asks whether they
-    are a dask array and so imports dask (a third of a second of a fresh process's open).
-    """
+def _pandas_index(dim: str, values: np.ndarray) -> PandasIndex:
+    """The pandas index of a dimension coordinate's values (no dask check: see above)."""
     import pandas as pd
 
-    values = np.asarray(labels, dtype=str)
-    index = PandasIndex(pd.Index(values), dim, coord_dtype=values.dtype)
-    coords = xr.Coordinates.from_xindex(index)
-    coords[dim].attrs[TYPE_ATTR] = "channel"
-    return coords
+    return PandasIndex(pd.Index(values), dim, coord_dtype=values.dtype)
 
 
 def channel_labels(omero: Omero | None, size: int, where: str) -> list[str] | None:
@@ -407,7 +434,11 @@ def open_ome_dataset(
     """
     check_strictness(validate, strict)
     opened = open_root(
-        store, group=group, storage_options=storage_options, consolidated=consolidated
+        store,
+        group=group,
+        storage_options=storage_options,
+        consolidated=consolidated,
+        probe_children=False,  # one level reads no labels
     )
     try:
         reader = NodeReader(
@@ -419,6 +450,11 @@ def open_ome_dataset(
         )
         node = (group or "").strip("/")
         meta = reader.meta(opened.group, node)
+        if meta.plate is not None and not meta.is_image and coordinate_system is None:
+            ds = reader.plate_view(opened.group, node, level, drop_variables)
+            ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
+            ds.set_close(opened.close)
+            return ds
         if not meta.is_image:
             raise OmeZarrError(
                 f"{reader.where(node)}: is not a multiscale image ({_kind(meta)}); "

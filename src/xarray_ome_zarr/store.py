@@ -326,6 +326,7 @@ def open_root(
     storage_options: dict[str, Any] | None = None,
     mode: AccessMode = "r",
     consolidated: bool | None = None,
+    probe_children: bool = True,
 ) -> OpenedStore:
     """Open the zarr group at ``obj`` (and ``group`` inside it) for reading.
 
@@ -346,6 +347,9 @@ def open_root(
         ``True`` require it, ``False`` ignore it. Where it is used, the root's ``labels``
         group is probed in the store in the same round trip (``OpenedStore.probes``): a
         consolidated listing is a cache, not the truth.
+    probe_children
+        Probe those children beside the root (``False`` where they are not read, as when
+        opening one level of an image).
 
     Raises
     ------
@@ -365,7 +369,7 @@ def open_root(
                 obj, storage_options=storage_options, read_only=mode == "r"
             )
             use_consolidated = reading_policy(store, consolidated)
-            if use_consolidated is False:
+            if use_consolidated is False or not probe_children:
                 root = _open_group(store, mode, use_consolidated, name)
             else:  # the OME children other tools add later, probed in the same round trip
                 path = (group or "").strip("/")

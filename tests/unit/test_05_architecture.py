@@ -55,6 +55,7 @@ LAYERS = {
     "stored_data": 5,
     "summary": 5,
     "pyramid_update": 5,
+    "plate_view": 5,
     # 6: writing
     "writer": 6,
     "regions": 6,

@@ -83,12 +83,38 @@ def schema_problems(document: Mapping[str, Any], version: str, kind: str) -> lis
     kind
         A schema name such as ``"image"``, ``"label"``, ``"plate"``, ``"strict_well"``.
     """
+    text = _json_text(document)
+    if text is not None:
+        known = _SEEN.get((version, kind, text))
+        if known is not None:
+            return list(known)
     validator = _validator(schema_folder(version), kind)
     problems = [
         SchemaProblem(kind, tuple(err.absolute_path), err.message)
         for err in validator.iter_errors(document)
     ]
-    return sorted(problems, key=lambda p: [str(x) for x in p.path])
+    problems.sort(key=lambda p: [str(x) for x in p.path])
+    if text is not None:
+        if len(_SEEN) >= MAX_REMEMBERED:
+            _SEEN.pop(next(iter(_SEEN)))  # the oldest: the dict keeps insertion order
+        _SEEN[(version, kind, text)] = tuple(problems)
+    return problems
+
+
+#: Documents checked lately, by (version, kind, JSON text): the fields of a plate, the
+#: levels' images of a collection and the wells share a few documents, each checked once.
+_SEEN: dict[tuple[str, str, str], tuple[SchemaProblem, ...]] = {}
+MAX_REMEMBERED = 256
+
+
+def _json_text(document: Mapping[str, Any]) -> str | None:
+    """The JSON text of ``document`` when it is plain JSON (so equal texts are equal
+    documents, tuples and lists not confused); else ``None`` (not remembered)."""
+    try:
+        text = json.dumps(document, allow_nan=True)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == document else None
 
 
 def kinds_for(ome: Mapping[str, Any], version: str, *, strict: bool = False) -> list[str]:
