@@ -349,6 +349,8 @@ class Walker:
         self.one_level: Callable[[Multiscale, str], int] | None = None
         #: The level asked for, as given (an int or a path), for fetching ahead of the walk.
         self.level_hint: int | str | None = None
+        #: Walk subtrees one after the other (everything they need was fetched ahead).
+        self.sequential = False
 
     def fetch(self, group: zarr.Group, paths: Sequence[str]) -> list[Any]:
         """``fetch_members(group, paths)``, taking what was fetched ahead of the walk."""
@@ -489,7 +491,7 @@ class Walker:
         The first failing job in job order raises, so errors do not depend on timing.
         Collecting walks one subtree after the other, so problems come in hierarchy order.
         """
-        if self.thorough or len(jobs) <= 1:
+        if self.thorough or self.sequential or len(jobs) <= 1:
             results = [(path, job()) for path, job in jobs]
         else:
             with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_NODES, len(jobs))) as pool:
@@ -940,7 +942,7 @@ class Walker:
                 self.check_well_path_04(plate, well, i, out.path)
             paths.append((i, path))
         members = fetch_members(out.group, [path for _, path in paths])
-        self.prefetch_wells(members)
+        complete = self.prefetch_wells(members)
         jobs = [
             (
                 path,
@@ -957,7 +959,13 @@ class Walker:
             )
             for (i, path), member in zip(paths, members, strict=True)
         ]
-        out.children.update(self.run(jobs))
+        # with every member fetched ahead, walking the wells is parsing only: threads would
+        # only contend for the interpreter (and the pools cost more than the work)
+        before, self.sequential = self.sequential, self.sequential or complete
+        try:
+            out.children.update(self.run(jobs))
+        finally:
+            self.sequential = before
 
     def plate_well(self, member: Any, path: str, i: int, node: str) -> Node | None:
         """One well a plate names."""
@@ -971,17 +979,18 @@ class Walker:
             return None
         return self.dispatch(group, meta, child_node, "well")
 
-    def prefetch_wells(self, wells: Sequence[Any]) -> None:
+    def prefetch_wells(self, wells: Sequence[Any]) -> bool:
         """Fetch the fields of every well, then the levels and ``labels`` groups of every
         field (probed in the store too where a consolidated listing answers), all wells at
         once: a plate costs a few round trips and event-loop calls, not a few per well.
 
         Only a head start: the walk takes these members where it would have fetched them
         (``fetch``) and judges them as always; paths it cannot find in a document here are
-        fetched by the walk itself.
+        fetched by the walk itself. Returns whether nothing is left to fetch below the
+        wells (no field has a ``labels`` group to walk).
         """
         if self.metadata_only:
-            return
+            return False
         fields = [
             (well, path)
             for well in wells
@@ -999,7 +1008,7 @@ class Walker:
                 [*fields, *levels], [*found, *found_levels], strict=True
             ):
                 self.prefetched[join(group.path, path)] = member
-            return
+            return True
         levels = [(image, path) for image in images for path in (*_level_paths(image), "labels")]
         probed = [image for image in images if is_consolidated(image)]
         if probed:
@@ -1010,6 +1019,9 @@ class Walker:
         found_levels = fetch_members_of(levels)
         for (group, path), member in zip([*fields, *levels], [*found, *found_levels], strict=True):
             self.prefetched[join(group.path, path)] = member
+        labels = [m for (_, p), m in zip(levels, found_levels, strict=True) if p == "labels"]
+        labels += [self.probes.get(join(image.path, "labels")) for image in probed]
+        return not any(isinstance(m, zarr.Group) for m in labels)
 
     def check_well_path_04(self, plate: Plate, well: WellRef, i: int, node: str) -> None:
         """0.4 well paths: the suite accepts column-first ones, so only warn."""
