@@ -21,6 +21,7 @@ that no other writer shares its chunks), and the lower levels that need a lock a
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import xarray as xr
 import zarr
 
 from ._compat import block_slices, cpu_count
+from .additions import has_consolidated
 from .chunking import grown_chunks
 from .errors import OmeZarrError
 from .hierarchy import first_multiscale
@@ -492,7 +494,7 @@ def _write_region(image: StoredImage, box: Box, pixels: np.ndarray, safe_chunks:
                 "pass safe_chunks=False if no other writer shares its chunks",
                 key="region",
             )
-        mark_stale(image.group, plan.free)
+        _marked(image, lambda: mark_stale(image.group, plan.free), plan.free)
         levels = plan.free
     if plan.free == 0:
         _under(lock, lambda: _write_levels(image, plan, pixels, 0, levels))
@@ -501,6 +503,26 @@ def _write_region(image: StoredImage, box: Box, pixels: np.ndarray, safe_chunks:
     last = _write_levels(image, plan, pixels, 0, stop)
     if lock is not None and plan.free < levels:
         _under(lock, lambda: _write_levels(image, plan, last, plan.free, levels))
+
+
+def _marked(image: StoredImage, change: Any, level: int | None = None) -> None:
+    """Change the incomplete-pyramid mark, and the store's consolidated metadata with it
+    (else readers that use it would not see the mark); nothing when nothing changes."""
+    known = stale_from(image.group.attrs.asdict())
+    if known == level or (level is not None and known is not None and known <= level):
+        return
+    path = image.group.path.strip("/")
+    node = image.node.strip("/")
+    root_path = path[: len(path) - len(node)].strip("/") if node else path
+    root = zarr.open_group(image.group.store, path=root_path or None, mode="r+")
+    consolidated = has_consolidated(root)  # before: rewriting attributes can drop it
+    change()
+    if consolidated:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+            zarr.consolidate_metadata(
+                root.store, path=root.path or None, zarr_format=root.metadata.zarr_format
+            )
 
 
 def _under(lock: Path | None, write: Any) -> None:
@@ -577,7 +599,7 @@ def build_pyramid(
         with file_lock(lock) if lock is not None else contextlib.nullcontext():
             for k in range(first, len(image.arrays)):
                 _rebuild_level(image, k)
-            clear_stale(image.group)
+            _marked(image, lambda: clear_stale(image.group))
     finally:
         image.opened.close()
 

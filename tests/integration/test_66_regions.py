@@ -191,7 +191,7 @@ def test_peers_read_a_store_filled_by_regions(tmp_path):
 def test_object_stores_refuse_unaligned_regions_and_mark_what_build_pyramid_completes():
     image = whole()
     store = zarr.storage.MemoryStore()
-    write_template(image, store)
+    write_template(image, store, consolidated=True)
     unaligned = image.isel(y=slice(4, 20), x=slice(0, 32))
     with pytest.raises(OmeZarrError, match="safe_chunks=False"):
         xoz.to_ome_zarr(unaligned, store, region="auto")
@@ -200,6 +200,9 @@ def test_object_stores_refuse_unaligned_regions_and_mark_what_build_pyramid_comp
     write_tiles(store, image, tiles(32, 32))
     with pytest.warns(OmeZarrWarning, match="pyramid-incomplete"):
         xr.open_datatree(store, engine="ome-zarr")
+    consolidated = zarr.open_group(store, mode="r", use_consolidated=True)
+    assert consolidated.metadata.consolidated_metadata is not None
+    assert consolidated.attrs["xarray_ome_zarr"] == {"stale_from_level": 1}
     problems = xoz.validate(store)
     assert [p.rule for p in problems] == ["pyramid-incomplete"]
     assert problems[0].severity == "warning"
@@ -209,6 +212,8 @@ def test_object_stores_refuse_unaligned_regions_and_mark_what_build_pyramid_comp
     np.testing.assert_array_equal(got["scale0"]["image"].values, image.values)
     xoz.build_pyramid(store)
     assert_pyramid_of(store, image, "mean")
+    consolidated = zarr.open_group(store, mode="r", use_consolidated=True)
+    assert "xarray_ome_zarr" not in consolidated.attrs
     # written one at a time, with safe_chunks=False, unaligned regions need no final call
     other = zarr.storage.MemoryStore()
     write_template(image, other)
