@@ -29,7 +29,14 @@ from .level_lengths import UNEVEN_LEVELS, trimmed_axes, trimmed_shape
 from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
 from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
-from .ngff.v06 import DEV_VERSIONS, SPELLING_RULE, is_06, normalise_spelling, scene_image_paths
+from .ngff.v06 import (
+    DEV_VERSIONS,
+    SPELLING_RULE,
+    dangling_scene_references,
+    is_06,
+    normalise_spelling,
+    scene_image_paths,
+)
 from .pyramid_state import MARKER_KEY, stale_from, stale_message
 from .pyramid_state import RULE as PYRAMID_INCOMPLETE
 from .store import corrupt_document
@@ -866,24 +873,21 @@ class Walker:
     def scene_references(self, out: Node) -> None:
         """Each system a scene's transform names in one of its images exists there."""
         assert out.meta is not None and out.meta.scene is not None
-        for i, t in enumerate(out.meta.scene.get("coordinateTransformations") or ()):
-            for end in ("input", "output"):
-                ref = t.get(end) if isinstance(t, Mapping) else None
-                if not isinstance(ref, Mapping) or not isinstance(ref.get("path"), str):
-                    continue
-                path, name = ref["path"].strip("/"), ref.get("name")
-                child = out.children.get(path)
-                if name is None or child is None or child.meta is None:
-                    continue
-                names = [cs.name for ms in child.meta.multiscales for cs in ms.coordinate_systems]
-                if names and name not in names:
-                    self.findings.deviation(
-                        out.path,
-                        f"scene/coordinateTransformations/{i}/{end}",
-                        f"names the coordinate system {name!r} of the image {path!r}, which has "
-                        f"{', '.join(map(repr, names))}: the transform joins nothing",
-                        SCENE_REFERENCE,
-                    )
+
+        def systems_of(path: str) -> list[str] | None:
+            child = out.children.get(path)
+            if child is None or child.meta is None:
+                return None
+            return [cs.name for ms in child.meta.multiscales for cs in ms.coordinate_systems]
+
+        for key, path, name, names in dangling_scene_references(out.meta.scene, systems_of):
+            self.findings.deviation(
+                out.path,
+                key,
+                f"names the coordinate system {name!r} of the image {path!r}, which has "
+                f"{', '.join(map(repr, names))}: the transform joins nothing",
+                SCENE_REFERENCE,
+            )
 
     def scene_image(self, member: Any, path: str, key: str, node: str) -> Node | None:
         """One image a scene references."""

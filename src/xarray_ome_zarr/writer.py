@@ -59,7 +59,7 @@ from .ngff.emit import (
 from .ngff.emit_v06 import own_system_name, stored_multiscale_06, stored_paths
 from .ngff.parse import parse_node
 from .ngff.transformations import TransformGraph
-from .ngff.v06 import lost_in
+from .ngff.v06 import dangling_scene_references, lost_in
 from .store import is_zip_path, store_name
 from .stored_data import source_group, stored_copies, tree_source_group
 from .systems import SYSTEM_ATTR, back_to_own_system
@@ -704,7 +704,35 @@ def make_plan(obj: Any, options: Options, label: bool = False) -> Plan:
                 else "variable names)"
             )
         )
+    check_scenes(planner.plan)
     return planner.plan
+
+
+def check_scenes(plan: Plan) -> None:
+    """Refuse a scene whose transforms name a coordinate system its image does not have
+    (``validate`` reports such a store, rule ``v06-scene-reference``)."""
+    for node, attrs in plan.groups.items():
+        scene = attrs.get("ome", {}).get("scene") if isinstance(attrs.get("ome"), dict) else None
+        if not isinstance(scene, Mapping):
+            continue
+
+        def systems_of(path: str, node: str = node) -> list[str] | None:
+            document = plan.groups.get(_join(node, path), {}).get("ome")
+            if not isinstance(document, Mapping):
+                return None
+            return [
+                cs.get("name")
+                for ms in document.get("multiscales") or ()
+                for cs in ms.get("coordinateSystems") or ()
+            ]
+
+        for key, path, name, names in dangling_scene_references(scene, systems_of):
+            raise OmeZarrError.at(
+                f"names the coordinate system {name!r} of the image {path!r}, which has "
+                f"{', '.join(map(repr, names))}: a scene transform must join two systems",
+                node="/" + node,
+                key=key,
+            )
 
 
 # ---- writing ------------------------------------------------------------------------------

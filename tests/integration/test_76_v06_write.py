@@ -326,6 +326,17 @@ def test_a_06dev_scene_is_written_in_the_06_spelling(tmp_path):
     assert xoz.validate(tmp_path / "out.zarr", strict=True) == []
 
 
+def test_a_scene_naming_a_system_its_image_lacks_is_refused(tmp_path):
+    """Validation reports such a scene (rule v06-scene-reference); the writer never makes one."""
+    write_scene(tmp_path / "scene.zarr", {"a": (0.0, 0.0, 0.0), "b": (0.0, 100.0, 0.0)})
+    tree = xr.open_datatree(tmp_path / "scene.zarr", engine="ome-zarr")
+    scene = tree.attrs["ome"]["scene"]
+    scene["coordinateTransformations"][1]["input"]["name"] = "gone"
+    with pytest.raises(OmeZarrError, match=r"(?s)scene/coordinateTransformations/1/input.*'gone'"):
+        xoz.to_ome_zarr(tree, tmp_path / "out.zarr", version="0.6")
+    assert not (tmp_path / "out.zarr").exists()
+
+
 def test_labels_at_06(tmp_path):
     from xarray_ome_zarr.cli import demo_tree
 

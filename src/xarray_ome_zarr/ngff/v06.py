@@ -17,7 +17,7 @@ objects), so ``validate`` reports it and the reader warns (``strict=True`` refus
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from ..errors import OmeZarrError, OmeZarrWarning
@@ -363,6 +363,28 @@ def scene_image_paths(scene: Mapping[str, Any]) -> tuple[str, ...]:
                 if path not in out:
                     out.append(path)
     return tuple(out)
+
+
+def dangling_scene_references(
+    scene: Mapping[str, Any], systems_of: Callable[[str], Sequence[str] | None]
+) -> list[tuple[str, str, str, list[str]]]:
+    """The ends of a scene's transforms that name a system their image does not have.
+
+    ``systems_of(path)`` gives the coordinate system names of the image at ``path`` (relative
+    to the scene group), or ``None`` where that image is unknown (not checked). Each result is
+    ``(key, path, name, the image's names)``, ``key`` relative to the scene's document.
+    """
+    out = []
+    for i, t in enumerate(scene.get("coordinateTransformations") or ()):
+        for end in ("input", "output"):
+            ref = t.get(end) if isinstance(t, Mapping) else None
+            if not isinstance(ref, Mapping) or not isinstance(ref.get("path"), str):
+                continue
+            path, name = ref["path"].strip("/"), ref.get("name")
+            names = systems_of(path)
+            if name is not None and names and name not in names:
+                out.append((f"scene/coordinateTransformations/{i}/{end}", path, name, list(names)))
+    return out
 
 
 def lost_in(document: Mapping[str, Any], target: str) -> list[str]:
