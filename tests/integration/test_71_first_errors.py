@@ -1,4 +1,8 @@
-"""Errors a new user meets first say what is wrong, run as a user runs them (a subprocess)."""
+"""Errors a new user meets first say what is wrong, run as a user runs them.
+
+The command runs in a subprocess where the process is the point (one line on a real stderr,
+a module that cannot be imported), else through the same ``main()`` in this process (a fresh
+interpreter per command costs seconds of imports)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import xarray as xr
 
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr import OmeZarrError, OmeZarrWarning
+from xarray_ome_zarr.cli import main
 
 CLI = [sys.executable, "-m", "xarray_ome_zarr.cli"]
 
@@ -22,6 +27,14 @@ def cli(*argv) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*CLI, *map(str, argv)], capture_output=True, text=True, timeout=300, env=os.environ
     )
+
+
+def cli_here(capsys: pytest.CaptureFixture[str], *argv) -> subprocess.CompletedProcess:
+    """The command run in this process, reported as ``cli`` reports a subprocess."""
+    capsys.readouterr()
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, status, out, err)
 
 
 def one_error_line(done: subprocess.CompletedProcess, *words: str) -> str:
@@ -40,8 +53,8 @@ def cells(tmp_path_factory) -> Path:
     return path
 
 
-def test_an_array_where_a_group_was_expected(cells):
-    line = one_error_line(cli("info", cells / "0"), "is an array, not a group")
+def test_an_array_where_a_group_was_expected(cells, capsys):
+    line = one_error_line(cli_here(capsys, "info", cells / "0"), "is an array, not a group")
     assert f"its image is the parent group {str(cells)!r}" in line
     with pytest.raises(OmeZarrError, match="its image is the parent group '/'") as caught:
         xr.open_dataset(cells, engine="ome-zarr", group="0")
@@ -55,13 +68,14 @@ def test_a_regular_file_is_not_a_store(tmp_path):
 
 
 @pytest.mark.parametrize(("version", "document"), [("0.5", "zarr.json"), ("0.4", ".zattrs")])
-def test_corrupt_json_names_the_file_and_the_position(tmp_path, version, document):
+def test_corrupt_json_names_the_file_and_the_position(tmp_path, version, document, capsys):
     path = tmp_path / "bad.ome.zarr"
     xoz.to_ome_zarr(np.zeros((4, 4), "uint8"), path, version=version)
     text = (path / document).read_text()
     (path / document).write_text(text[:40])
     for command in ("info", "validate"):
-        line = one_error_line(cli(command, path), document, "not valid JSON", "line ", "column ")
+        done = cli_here(capsys, command, path)
+        line = one_error_line(done, document, "not valid JSON", "line ", "column ")
         assert "JSONDecodeError" not in line
     with pytest.raises(OmeZarrError) as caught:
         xr.open_datatree(path, engine="ome-zarr")
