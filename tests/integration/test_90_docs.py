@@ -3,8 +3,9 @@
 - ``mkdocs build --strict`` into a temporary directory exits 0 (skipped without mkdocs);
 - every ``python`` block of the getting-started, CLI, API and recipe pages runs, in order, in a
   fresh directory per page (one namespace per page, ``__name__ == "__main__"``); every
-  ``$ command`` line of their ``console`` blocks runs there and exits 0 (plain
-  ``xarray-ome-zarr ...`` lines through ``cli.main`` in this process, the others in a shell).
+  ``$ command`` line of their ``console`` blocks runs there and exits 0 (``xarray-ome-zarr``
+  commands through ``cli.main`` in this process, also where a line joins them with ``;``,
+  ``&&``, ``||`` or sends their stdout to a file with ``>``; everything else in a shell).
   A python block whose first line is ``# requires: module`` runs only when that module imports
   (the dask-jobqueue and dask-kubernetes examples);
 - the notebooks of issue 8 are stored without outputs and run top to bottom (nbclient, as
@@ -46,6 +47,10 @@ FENCE = re.compile(
 )
 #: Commands with these run in a shell; plain ``xarray-ome-zarr ...`` lines run in this process.
 SHELL_SYNTAX = re.compile(r"[|&;<>$`()*?]")
+#: The shell's list operators, which ``_run_list`` evaluates itself.
+LIST_OPERATOR = re.compile(r"\s*(;|&&|\|\|)\s*")
+#: ``> FILE`` at the end of a command: its stdout goes to FILE.
+STDOUT_TO = re.compile(r"\s*>\s*(?P<file>[\w./-]+)\s*$")
 REQUIRES = re.compile(r"#\s*requires:\s*(?P<modules>[\w., ]+)")
 
 
@@ -117,26 +122,62 @@ def _run_console(body: str, where: str, cwd: Path) -> None:
             # a fresh interpreter per line would triple the time of this test.
             status, output = _run_cli(words[1:])
         else:
-            result = subprocess.run(
-                command,
-                shell=True,
-                cwd=cwd,
-                env=_env(),
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            status, output = result.returncode, result.stdout + result.stderr
+            status, output = _run_list(command, cwd)
         assert status == 0, f"{where}: {command!r} exited {status}\n{output}"
 
 
-def _run_cli(argv: list[str]) -> tuple[int, str]:
+def _run_cli(argv: list[str], stdout_to: Path | None = None) -> tuple[int, str]:
     from xarray_ome_zarr.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(argv)
+    if stdout_to is not None:
+        stdout_to.write_text(out.getvalue())
+        return status, err.getvalue()
     return status, out.getvalue() + err.getvalue()
+
+
+def _run_shell(command: str, cwd: Path) -> tuple[int, str]:
+    result = subprocess.run(
+        command, shell=True, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def _run_list(command: str, cwd: Path) -> tuple[int, str]:
+    """A shell line, its ``xarray-ome-zarr`` commands through ``cli.main``.
+
+    A list of commands joined by ``;``, ``&&`` or ``||`` is evaluated here as the shell does
+    (left to right; ``$?`` in a shell command is the status before it), each
+    ``xarray-ome-zarr ARGS [> FILE]`` in this process, any other command in a shell. A line
+    with other syntax, or with no ``xarray-ome-zarr`` command, runs in a shell as it is.
+    """
+    parts = LIST_OPERATOR.split(command)
+    commands, operators = parts[0::2], ["; ", *parts[1::2]]
+    ours = [c.startswith("xarray-ome-zarr ") for c in commands]
+    for text, here in zip(commands, ours, strict=True):
+        try:
+            shlex.split(text)  # a quote spanning an operator: not a list this splits
+        except ValueError:
+            return _run_shell(command, cwd)
+        if here and SHELL_SYNTAX.search(STDOUT_TO.sub("", text)):
+            return _run_shell(command, cwd)
+    if not any(ours):
+        return _run_shell(command, cwd)
+    status, output = 0, ""
+    for operator, text, here in zip(operators, commands, ours, strict=True):
+        if (operator.strip() == "&&" and status != 0) or (operator.strip() == "||" and status == 0):
+            continue
+        if here:
+            target = STDOUT_TO.search(text)
+            argv = shlex.split(STDOUT_TO.sub("", text))[1:]
+            with contextlib.chdir(cwd):
+                status, said = _run_cli(argv, None if target is None else cwd / target["file"])
+        else:
+            status, said = _run_shell(f"(exit {status}); {text}", cwd)
+        output += said
+    return status, output
 
 
 def test_code_block_parser():
@@ -144,6 +185,18 @@ def test_code_block_parser():
     assert code_blocks(page) == [("python", "x = 1\n"), ("console", "$ echo hi\nhi\n")]
     assert _missing_requirement("# requires: surely_not_a_module_name\nimport x\n")
     assert _missing_requirement("# requires: os, sys\n") is None
+
+
+def test_shell_lists_run_as_the_shell_runs_them(tmp_path):
+    missing = "xarray-ome-zarr info missing.ome.zarr"
+    status, output = _run_list(f'{missing}; echo "exit status $?"', tmp_path)
+    assert status == 0 and output.startswith("xarray-ome-zarr: error: store 'missing.ome.zarr'")
+    assert output.endswith("\nexit status 2\n") and output.count("\n") == 2
+    assert _run_list(f'{missing} || echo "exit status $?"', tmp_path)[0] == 0
+    assert _run_list(f"{missing} && echo ran", tmp_path)[0] == 2
+    assert "ran" not in _run_list(f"{missing} && echo ran", tmp_path)[1]
+    assert _run_list("xarray-ome-zarr --version > v.txt && test -s v.txt", tmp_path) == (0, "")
+    assert _run_list("xarray-ome-zarr --version > v.txt; false", tmp_path)[0] == 1
 
 
 @pytest.mark.parametrize("page", RUN_PAGES)
