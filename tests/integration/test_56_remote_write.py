@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -22,6 +20,7 @@ import xarray_ome_zarr as xoz
 from xarray_ome_zarr import OmeZarrError
 from xarray_ome_zarr.ozx import read_ozx_comment, write_ozx
 
+from ..processes import Child
 from ..servers import S3_ENV, http_server, s3_server
 
 BUCKET = "ome-write"
@@ -304,7 +303,7 @@ def test_an_s3_overwrite_killed_half_way_does_not_open(s3, bucket, version):
     fs = s3.filesystem()
     old = objects(fs, url.removeprefix("s3://"))
     env = {**os.environ, **S3_ENV}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, url, s3.endpoint_url, version], env=env)
+    child = Child(CHILD, url, s3.endpoint_url, version, env=env)  # a real process, forked
     try:
         deadline = time.monotonic() + 300  # a hang guard: the child imports, under load
         while True:

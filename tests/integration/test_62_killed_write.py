@@ -1,11 +1,12 @@
-"""A write killed half-way (SIGKILL) never leaves something that opens as an image."""
+"""A write killed half-way (SIGKILL) never leaves something that opens as an image.
+
+The writer is a real process, forked from a server that imported the libraries once
+(``tests/processes.py``)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 import xarray as xr
 
 import xarray_ome_zarr as xoz
+
+from ..processes import Child
 
 CHILD = """
 import sys, time
@@ -50,7 +53,7 @@ def _chunk_files(root: Path) -> list[Path]:
 
 
 def _kill_mid_write(target: str, watch: Path, version: str) -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, target, version])
+    child = Child(CHILD, target, version)
     try:
         deadline = time.monotonic() + 300  # a hang guard: the child imports, under load
         while not _chunk_files(watch):
