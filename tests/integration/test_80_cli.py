@@ -310,11 +310,19 @@ def _console_script() -> str:
 
 def test_console_script(image, tmp_path):
     script = _console_script()
-    done = subprocess.run([script, "info", str(image)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "channels  DAPI, GFP" in done.stdout
-    done = subprocess.run(
-        [script, "validate", str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
+    # both at once: each is a fresh interpreter whose start is mostly imports
+    info, missing = (
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for argv in ([script, "info", str(image)], [script, "validate", str(tmp_path / "missing")])
     )
-    assert done.returncode == 2
-    _assert_one_error_line(done.stderr, "missing")
+    try:
+        out, err = info.communicate(timeout=120)
+        assert info.returncode == 0, err
+        assert "channels  DAPI, GFP" in out
+        _, err = missing.communicate(timeout=120)
+        assert missing.returncode == 2
+        _assert_one_error_line(err, "missing")
+    finally:
+        for child in (info, missing):
+            child.kill()  # no-op for one that ended
+            child.communicate()
