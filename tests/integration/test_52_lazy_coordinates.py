@@ -140,10 +140,10 @@ def test_selection_on_every_level_matches_materialised(hand_image) -> None:
     np.testing.assert_array_equal(b.values, d.values)
 
 
-def test_distributed_workers_get_lazy_coordinates(hand_image) -> None:
+@pytest.fixture(scope="module")
+def worker_client():
+    """A client of a cluster with one worker process, started once for the module."""
     distributed = pytest.importorskip("distributed")
-    path, data, _ = hand_image
-    ds = xr.open_dataset(path, engine="ome-zarr", chunks={})
     with (
         distributed.LocalCluster(
             n_workers=1,
@@ -154,16 +154,23 @@ def test_distributed_workers_get_lazy_coordinates(hand_image) -> None:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        total = client.compute(ds.cells.sum()).result()
-        assert int(total) == int(data.sum(dtype=np.uint64))
+        yield client
 
-        def crop(d: xr.Dataset) -> tuple[str, list[float]]:
-            part = d.sel(x=slice(2.0, 3.0))
-            return type(part.xindexes["x"]).__name__, part.x.values.tolist()
 
-        name, values = client.submit(crop, ds).result()
-        assert name == "PixelCentreIndex"
-        assert values == ds.sel(x=slice(2.0, 3.0)).x.values.tolist()
+def test_distributed_workers_get_lazy_coordinates(hand_image, worker_client) -> None:
+    client = worker_client
+    path, data, _ = hand_image
+    ds = xr.open_dataset(path, engine="ome-zarr", chunks={})
+    total = client.compute(ds.cells.sum()).result()
+    assert int(total) == int(data.sum(dtype=np.uint64))
+
+    def crop(d: xr.Dataset) -> tuple[str, list[float]]:
+        part = d.sel(x=slice(2.0, 3.0))
+        return type(part.xindexes["x"]).__name__, part.x.values.tolist()
+
+    name, values = client.submit(crop, ds).result()
+    assert name == "PixelCentreIndex"
+    assert values == ds.sel(x=slice(2.0, 3.0)).x.values.tolist()
 
 
 MOSAIC = 10**9
