@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import xarray as xr
 import zarr
 
 from ._compat import sync
+from .consolidated import kept_consolidated
 from .errors import OmeZarrError
 from .existing import ExistingStore
 from .layout import as_image_dataarray, check_label, level_number
@@ -569,29 +569,17 @@ def finish_addition(addition: Addition, consolidated: bool) -> None:
     then consolidated metadata where the store has it (or it is asked for)."""
     root = addition.root
     fmt = root.metadata.zarr_format
-    for parent in addition.missing_parents:
-        zarr.open_group(
-            root.store, path=_join(root.path, parent) or None, mode="a", zarr_format=fmt
-        )
-    for listing in sorted(addition.listings, key=lambda x: -x.path.count("/") if x.path else 1):
-        group = zarr.open_group(
-            root.store, path=_join(root.path, listing.path) or None, mode="a", zarr_format=fmt
-        )
-        group.attrs.put(listing.attrs)
-    if consolidated or has_consolidated(root):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
-            zarr.consolidate_metadata(root.store, path=root.path or None, zarr_format=fmt)
-
-
-def has_consolidated(root: zarr.Group) -> bool:
-    """Whether the store has consolidated metadata at ``root`` (read from the store)."""
-    fmt = root.metadata.zarr_format
-    if fmt == 2:
-        key = _join(root.path, ".zmetadata")
-        return bool(sync(root.store.exists(key)))
-    fresh = zarr.open_group(root.store, path=root.path or None, mode="r", use_consolidated=None)
-    return getattr(fresh.metadata, "consolidated_metadata", None) is not None
+    with kept_consolidated(root, asked=consolidated):
+        for parent in addition.missing_parents:
+            zarr.open_group(
+                root.store, path=_join(root.path, parent) or None, mode="a", zarr_format=fmt
+            )
+        deepest_first = sorted(addition.listings, key=lambda x: -x.path.count("/") if x.path else 1)
+        for listing in deepest_first:
+            group = zarr.open_group(
+                root.store, path=_join(root.path, listing.path) or None, mode="a", zarr_format=fmt
+            )
+            group.attrs.put(listing.attrs)
 
 
 def remove_created_parents(addition: Addition) -> None:

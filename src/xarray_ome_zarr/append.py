@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -35,9 +34,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ._compat import array_with_shape, sync
+from ._compat import array_with_shape
 from .chunking import grown_chunks
-from .consolidated import is_consolidated
+from .consolidated import consolidate, has_consolidated
 from .errors import OmeZarrError
 from .hierarchy import Node
 from .layout import display_range
@@ -420,23 +419,6 @@ def _extended_omero(
     return out
 
 
-def _has_consolidated(root: zarr.Group) -> bool:
-    """Whether the store has consolidated metadata at ``root`` (looked at before writing:
-    rewriting a group's attributes can drop it from a zarr v3 document)."""
-    if root.metadata.zarr_format == 2:
-        return bool(sync(root.store.exists(f"{root.path}/.zmetadata".lstrip("/"))))
-    opened = zarr.open_group(root.store, path=root.path or None, mode="r")
-    return is_consolidated(opened)
-
-
-def _consolidate(root: zarr.Group) -> None:
-    with warnings.catch_warnings():  # asked for: no "not in the v3 spec yet" warning
-        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
-        zarr.consolidate_metadata(
-            root.store, path=root.path or None, zarr_format=root.metadata.zarr_format
-        )
-
-
 def check_append_mode(mode: str | None, overwrite: bool, append_dim: str) -> str:
     """``"a"``, the mode ``append_dim`` implies; another mode (or ``overwrite``) is an error."""
     if mode not in (None, "a") or overwrite:
@@ -528,10 +510,10 @@ def append_to(
                 "append keeps it",
                 key="version",
             )
-        consolidate = bool(consolidated) or _has_consolidated(root)
+        refresh = bool(consolidated) or has_consolidated(root)  # before: see kept_consolidated
         _append(obj, image, append_dim, method, progress, dims)
-        if consolidate:
-            _consolidate(root)
+        if refresh:
+            consolidate(root)
             _step("consolidated")
     finally:
         close()

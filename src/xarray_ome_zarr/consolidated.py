@@ -9,7 +9,9 @@ ome-zarr-py's ``write_labels`` does, without consolidating again) is not in it. 
   probed in the store itself (:func:`probe_member`), the root's in the same round trip as the
   root (:func:`open_with_probes`), and the store wins where they differ
   (:func:`true_labels`);
-- ``validate`` lists where the listing and the store disagree (:func:`disagreements`).
+- ``validate`` lists where the listing and the store disagree (:func:`disagreements`);
+- a writer that changes a store keeps the store's consolidated metadata current
+  (:func:`kept_consolidated`).
 
 Imports no xarray.
 """
@@ -17,8 +19,10 @@ Imports no xarray.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import zarr
@@ -31,6 +35,7 @@ __all__ = [
     "disagreements",
     "is_consolidated",
     "is_local_store",
+    "kept_consolidated",
     "open_with_probes",
     "probe_member",
     "probe_members",
@@ -66,6 +71,36 @@ def reading_policy(store: Any, consolidated: bool | None) -> bool | None:
 def is_consolidated(group: zarr.Group) -> bool:
     """Whether ``group`` answers member lookups from a consolidated listing."""
     return getattr(group.metadata, "consolidated_metadata", None) is not None
+
+
+def has_consolidated(root: zarr.Group) -> bool:
+    """Whether the store has consolidated metadata at ``root``, read from the store itself
+    (not from ``root``, which may have been opened without it)."""
+    if root.metadata.zarr_format == 2:
+        return bool(sync(root.store.exists(_join(root.path, ".zmetadata"))))
+    fresh = zarr.open_group(root.store, path=root.path or None, mode="r", use_consolidated=None)
+    return is_consolidated(fresh)
+
+
+def consolidate(root: zarr.Group) -> None:
+    """Write ``root``'s consolidated metadata afresh (asked for: no zarr warning that it is
+    not in the v3 spec yet)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+        zarr.consolidate_metadata(
+            root.store, path=root.path or None, zarr_format=root.metadata.zarr_format
+        )
+
+
+@contextlib.contextmanager
+def kept_consolidated(root: zarr.Group, asked: bool = False) -> Iterator[None]:
+    """Around a change to the store below ``root``: consolidate afterwards where the store
+    had consolidated metadata before (looked at first: rewriting a zarr v3 group's
+    attributes drops it from its document) or where ``asked``."""
+    refresh = asked or has_consolidated(root)
+    yield
+    if refresh:
+        consolidate(root)
 
 
 def _join(*parts: str) -> str:

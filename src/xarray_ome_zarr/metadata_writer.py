@@ -12,7 +12,6 @@ store's is refused.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .additions import has_consolidated
+from .consolidated import kept_consolidated
 from .errors import OmeZarrError
 from .existing import look_at, node_path, version_for
 from .layout import PATH_ATTR, as_image_dataarray, level_names
@@ -112,14 +111,9 @@ def write_metadata(
         )
         node = _group(root, path)
         _check_against_store(plan, node, existing.name, path)
-        for where in sorted(plan.groups, key=lambda p: (-p.count("/"), p)):
-            _group(node, where).attrs.put(plan.groups[where])
-        if has_consolidated(root):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
-                zarr.consolidate_metadata(
-                    root.store, path=root.path or None, zarr_format=root.metadata.zarr_format
-                )
+        with kept_consolidated(root):
+            for where in sorted(plan.groups, key=lambda p: (-p.count("/"), p)):
+                _group(node, where).attrs.put(plan.groups[where])
     finally:
         if close is not None:
             close()

@@ -21,7 +21,6 @@ that no other writer shares its chunks), and the lower levels that need a lock a
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ import xarray as xr
 import zarr
 
 from ._compat import block_slices, cpu_count
-from .additions import has_consolidated
 from .chunking import grown_chunks
+from .consolidated import kept_consolidated
 from .errors import OmeZarrError
 from .hierarchy import first_multiscale
 from .layout import as_image_dataarray
@@ -515,14 +514,8 @@ def _marked(image: StoredImage, change: Any, level: int | None = None) -> None:
     node = image.node.strip("/")
     root_path = path[: len(path) - len(node)].strip("/") if node else path
     root = zarr.open_group(image.group.store, path=root_path or None, mode="r+")
-    consolidated = has_consolidated(root)  # before: rewriting attributes can drop it
-    change()
-    if consolidated:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
-            zarr.consolidate_metadata(
-                root.store, path=root.path or None, zarr_format=root.metadata.zarr_format
-            )
+    with kept_consolidated(root):  # else readers that use it would not see the mark
+        change()
 
 
 def _under(lock: Path | None, write: Any) -> None:

@@ -346,6 +346,21 @@ def test_write_metadata_changes_names_colours_units_and_name_not_pixels(tmp_path
     assert xoz.validate(path, strict=True) == []
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_write_metadata_keeps_consolidated_metadata_current(tmp_path, version):
+    path = image_store(tmp_path / "img.zarr", version, consolidated=True)
+    ds = xr.open_dataset(path, engine="ome-zarr")
+    ds = ds.assign_coords(c=["nuclei", "membrane"])
+    xoz.write_metadata(ds, path)  # rewrites the root group's own attributes
+    root = zarr.open_group(path, mode="r", use_consolidated=True)
+    assert root.metadata.consolidated_metadata is not None or version == "0.4"
+    attrs = dict(root.attrs)
+    omero = attrs.get("ome", attrs)["omero"]
+    assert [c["label"] for c in omero["channels"]] == ["nuclei", "membrane"]
+    tree = xr.open_datatree(path, engine="ome-zarr", consolidated=True)
+    assert list(tree["scale0"]["c"].values) == ["nuclei", "membrane"]
+
+
 def image_tree_y(level: str) -> np.ndarray:
     tree = xoz.to_multiscale(small_image(), [2])
     return tree[level]["y"].values
