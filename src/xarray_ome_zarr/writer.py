@@ -1013,6 +1013,20 @@ def to_ome_zarr(
             store=name_of_store,
             key="group",
         )
+
+    def options_for(version: str) -> Options:
+        by_variable = encoding_by_variable(encoding, isinstance(obj, xr.DataTree))
+        return Options(
+            version,
+            scale_factors,
+            method,
+            chunks,
+            shards,
+            compressors,
+            chunks_per_shard=chunks_per_shard,
+            encoding=by_variable,
+        )
+
     existing = look_at(store, path, storage_options) if path or mode == "a" else None
     if existing is not None and existing.exists:
         if not path:
@@ -1036,16 +1050,7 @@ def to_ome_zarr(
             path,
             mode,
             existing,
-            Options(
-                version_for(asked, existing, path),
-                scale_factors,
-                method,
-                chunks,
-                shards,
-                compressors,
-                chunks_per_shard=chunks_per_shard,
-                encoding=encoding_by_variable(encoding, isinstance(obj, xr.DataTree)),
-            ),
+            options_for(version_for(asked, existing, path)),
             store=store,
             storage_options=storage_options,
             progress=progress,
@@ -1055,16 +1060,7 @@ def to_ome_zarr(
         return
     version = asked or "0.5"
     compressors_for(compressors, zarr_format_of(version), version)  # refuse bad names early
-    options = Options(
-        version,
-        scale_factors,
-        method,
-        chunks,
-        shards,
-        compressors,
-        chunks_per_shard=chunks_per_shard,
-        encoding=encoding_by_variable(encoding, isinstance(obj, xr.DataTree)),
-    )
+    options = options_for(version)
     target = make_target(
         store, overwrite=mode == "w", storage_options=storage_options, version=options.version
     )
