@@ -138,7 +138,7 @@ def test_the_engine_reads_remote_levels_through_it(http, site):
     backend = ds[next(iter(ds.data_vars))].variable._data
     while not isinstance(backend, OmeZarrArray):
         backend = backend.array
-    assert isinstance(backend._direct, StoreReader)
+    assert isinstance(backend.direct(), StoreReader)  # found at the first read
     local = xr.open_dataset(site / "img.zarr", engine="ome-zarr")
     xr.testing.assert_identical(ds.load(), local.load())
     shutil.rmtree(site / "img.zarr")
