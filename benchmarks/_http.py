@@ -47,6 +47,9 @@ class DelayedHTTPServer(ThreadingHTTPServer):
     """Serve ``root`` on 127.0.0.1 with ``delay`` seconds per request; count requests."""
 
     daemon_threads = True
+    #: a large listen backlog: a client opening a hundred connections at once must not see
+    #: refused connections retried after a second (the default backlog is 5)
+    request_queue_size = 1024
 
     def __init__(self, root: Path, delay: float) -> None:
         super().__init__(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))

@@ -215,6 +215,13 @@ class _Handler(SimpleHTTPRequestHandler):
         self._answer(head_only=True)
 
 
+class _BackloggedServer(ThreadingHTTPServer):
+    """A large listen backlog: a client opening a hundred connections at once (a plate's
+    fields) must not see connections refused and retried a second later (default: 5)."""
+
+    request_queue_size = 1024
+
+
 @contextlib.contextmanager
 def http_server(root: str | os.PathLike[str], *, delay: float = 0.0) -> Iterator[HttpServer]:
     """Serve the files under ``root`` at ``http://127.0.0.1:<port>`` until the block ends.
@@ -228,7 +235,7 @@ def http_server(root: str | os.PathLike[str], *, delay: float = 0.0) -> Iterator
         :meth:`HttpServer.latency` or by setting ``server.delay``.
     """
     root = Path(root)
-    server = ThreadingHTTPServer((HOST, 0), _Handler)
+    server = _BackloggedServer((HOST, 0), _Handler)
     server.daemon_threads = True
     info = HttpServer(url=f"http://{HOST}:{server.server_address[1]}", root=root, delay=delay)
     handler = type(
