@@ -213,6 +213,37 @@ def test_a_field_of_a_peers_plate_whose_levels_cannot_be_made_is_refused(tmp_pat
     assert shapes == [(2, 16, 20), (2, 33, 41)]  # untouched
 
 
+def test_a_field_of_a_plate_grows_through_group(tmp_path):
+    """group= reaches a well's field: it grows as an image does; plate and well stay."""
+    data = pixels()
+
+    def plate(part: np.ndarray) -> xr.DataTree:
+        tree = xr.DataTree.from_dict({"A/1/0": timelapse(part).to_dataset(name="image")})
+        tree.attrs = {
+            "ome": {
+                "version": "0.5",
+                "plate": {
+                    "rows": [{"name": "A"}],
+                    "columns": [{"name": "1"}],
+                    "wells": [{"path": "A/1", "rowIndex": 0, "columnIndex": 0}],
+                },
+            }
+        }
+        tree["A/1"].attrs = {"ome": {"version": "0.5", "well": {"images": [{"path": "0"}]}}}
+        return tree
+
+    once, grown = tmp_path / "once.ome.zarr", tmp_path / "grown.ome.zarr"
+    xoz.to_ome_zarr(plate(data), once, scale_factors=[2])
+    xoz.to_ome_zarr(plate(data[:3]), grown, scale_factors=[2])
+    xoz.to_ome_zarr(timelapse(data[3:], first=3), grown, group="A/1/0", append_dim="t")
+    got, want = open_quietly(grown), open_quietly(once)
+    for k in range(2):
+        node = f"A/1/0/scale{k}"
+        xr.testing.assert_identical(got[node].to_dataset(), want[node].to_dataset())
+    assert (got.attrs, got["A/1"].attrs) == (want.attrs, want["A/1"].attrs)
+    assert xoz.validate(grown, strict=True) == []
+
+
 # ---- readers during and after interrupted appends --------------------------------------
 def test_reader_trims_levels_an_append_has_grown(tmp_path):
     path = tmp_path / "img.ome.zarr"
