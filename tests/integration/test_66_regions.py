@@ -273,7 +273,7 @@ def client():
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=2,
-        processes=False,  # cheap; the processes of the test above share the lock too
+        processes=True,  # worker processes: unaligned tiles meet at the store's file lock
         dashboard_address=None,
         silence_logs=logging.ERROR,
     )
