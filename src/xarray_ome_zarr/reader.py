@@ -291,7 +291,7 @@ class NodeReader:
             raise missing_system_error(
                 self.where(node),
                 self.coordinate_system,
-                [prefix],
+                [prefix or node],  # the image: its path in the graph, else in the store
                 known,  # type: ignore[arg-type]
             )
         return express_in(
@@ -465,17 +465,6 @@ def open_ome_dataset(
         ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
         if coordinate_system is not None:
             add_to_graph(reader.graph, meta, "", reader.where(node))
-            if (
-                image_system(meta) is None
-                or find_system(reader.graph, coordinate_system, "") is None
-            ):
-                known = sorted({n for _, n in reader.graph.systems})  # type: ignore[type-var]
-                raise missing_system_error(
-                    reader.where(node),
-                    coordinate_system,
-                    [node],
-                    known,  # type: ignore[arg-type]
-                )
             ds = reader.in_system(ds, meta, "", node)
     except BaseException:
         opened.close()

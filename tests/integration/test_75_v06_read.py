@@ -181,6 +181,11 @@ def test_open_datatree_names_the_images_that_lack_the_system(scene):
     assert "'/a'" not in str(err.value)
 
 
+def test_open_dataset_names_the_image_that_lacks_the_system(scene):
+    with pytest.raises(OmeZarrError, match=r"'nowhere' is reachable from the image\(s\) '/a'"):
+        xr.open_dataset(scene, engine="ome-zarr", group="a", coordinate_system="nowhere")
+
+
 def test_transform_points_between_two_images_of_a_scene(scene):
     a_to_b = dict(
         source={"path": "a", "name": "physical"}, target={"path": "b", "name": "physical"}
