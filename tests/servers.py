@@ -301,6 +301,24 @@ S3_ENV = {
 
 
 @contextlib.contextmanager
+def cluster_client(n_workers: int, threads_per_worker: int) -> Iterator[Any]:
+    """A ``dask.distributed`` client of a quiet LocalCluster of worker processes, closed after."""
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@contextlib.contextmanager
 def patched_env(values: dict[str, str | None]) -> Iterator[None]:
     """Set (or, for ``None``, remove) environment variables inside the block only."""
     before = {name: os.environ.get(name) for name in values}

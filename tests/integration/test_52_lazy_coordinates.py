@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import xarray_ome_zarr as xoz
 from xarray_ome_zarr.coordinate_index import PixelCentreIndex, materialized
 
 from ..conftest import logging_store
+from ..servers import cluster_client
 
 #: Stored numbers that a float round trip through coordinate values would change.
 AWKWARD_SCALE = [0.1 + 0.2, 0.325]  # 0.30000000000000004
@@ -143,17 +143,8 @@ def test_selection_on_every_level_matches_materialised(hand_image) -> None:
 @pytest.fixture(scope="module")
 def worker_client():
     """A client of a cluster with one worker process, started once for the module."""
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    pytest.importorskip("distributed")
+    with cluster_client(n_workers=1, threads_per_worker=1) as client:
         yield client
 
 

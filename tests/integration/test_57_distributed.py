@@ -7,7 +7,6 @@ baseline writes run on dask's local threads (``dask.config.set(scheduler="thread
 from __future__ import annotations
 
 import contextlib
-import logging
 import pickle
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from xarray_ome_zarr import OmeZarrError
 from xarray_ome_zarr.targets import distributed_client, pixel_writes
 from xarray_ome_zarr.writer import Options, make_plan
 
-from ..servers import s3_server
+from ..servers import cluster_client, s3_server
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.timeout(120)
@@ -40,19 +39,8 @@ LAYOUTS = [
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    client = distributed.Client(cluster)
-    try:
+    with cluster_client(n_workers=2, threads_per_worker=1) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 @pytest.fixture(scope="module")

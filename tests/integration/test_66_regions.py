@@ -8,7 +8,6 @@ store, which cannot be locked), real processes.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import time
 import warnings
@@ -25,6 +24,8 @@ from dask.delayed import Delayed
 import xarray_ome_zarr as xoz
 from xarray_ome_zarr import OmeZarrError, OmeZarrWarning
 from xarray_ome_zarr.locks import LOCK_NAME, lock_path
+
+from ..servers import cluster_client
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -269,20 +270,10 @@ def test_regions_from_two_processes_at_once(tmp_path, pool, size, method):
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=2,
-        processes=True,  # worker processes: unaligned tiles meet at the store's file lock
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    client = distributed.Client(cluster)
-    try:
+    pytest.importorskip("distributed")
+    # worker processes: unaligned tiles meet at the store's file lock
+    with cluster_client(n_workers=2, threads_per_worker=2) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def _write_one_tile(path: str, ys: slice, xs: slice) -> None:
