@@ -438,7 +438,7 @@ def pyramid(
     for step in steps:
         level = downsample_level(levels[-1], step, method, types)
         level = level.chunk(chunks if chunks is not None else _clipped(target, level))
-        level.encoding = derived_encoding(base.encoding, level.shape)
+        level.encoding = derived_encoding(base.encoding)
         levels.append(level)
     return levels, method
 
@@ -447,14 +447,11 @@ def _clipped(target: Mapping[str, int], level: xr.DataArray) -> dict[str, int]:
     return {d: min(c, level.sizes[d]) for d, c in target.items()}
 
 
-def derived_encoding(encoding: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+def derived_encoding(encoding: Mapping[str, Any]) -> dict[str, Any]:
     """The zarr encoding of a level made from one with ``encoding``: the same codecs and
-    layout, chunks no larger than the level."""
-    out = {k: v for k, v in encoding.items() if k != "preferred_chunks"}
-    chunks = out.get("chunks")
-    if isinstance(chunks, Sequence) and len(chunks) == len(shape):
-        out["chunks"] = tuple(max(1, min(int(c), n)) for c, n in zip(chunks, shape, strict=True))
-    return out
+    layout (chunks and shards as they are: zarr allows them larger than the level, and a
+    level that grows later, by appends, keeps its base's layout)."""
+    return {k: v for k, v in encoding.items() if k != "preferred_chunks"}
 
 
 def to_multiscale(

@@ -173,6 +173,12 @@ def check_setting_axes(options: Options, plan: Plan) -> None:
             )
 
 
+def _asked_size(setting: Any, size: int, length: int) -> int:
+    """A chunk size the caller asked for: as asked when by axis, capped at ``length`` when
+    ``setting`` is one size for every axis."""
+    return max(1, min(size, length)) if _is_size(setting) else size
+
+
 def _clip_shards(shards: Sequence[int], chunks: Sequence[int], shape: Sequence[int]) -> tuple:
     return tuple(min(s, -(-n // c) * c) for s, c, n in zip(shards, chunks, shape, strict=True))
 
@@ -187,10 +193,15 @@ def _chunk_layout(
     kept = encoding.get("chunks")
     kept = dict(zip(dims, kept, strict=True)) if kept and len(kept) == len(dims) else {}
     default = default_chunks(dims, level.shape, types, level.dtype.itemsize)
-    # The encoding's chunks are kept as they are (zarr allows chunks larger than the array);
-    # the caller's and the defaults fit the array.
+    # Sizes asked by axis and the encoding's are kept as they are: zarr allows chunks larger
+    # than the array, and an image started short (one time point) keeps the chunks asked for
+    # as it grows. One size for every axis is a cap (it names no axis); the defaults fit.
     chunks = tuple(
-        max(1, min(asked[d], n)) if d in asked else max(1, int(kept[d])) if d in kept else c
+        _asked_size(options.chunks, asked[d], n)
+        if d in asked
+        else max(1, int(kept[d]))
+        if d in kept
+        else c
         for d, n, c in zip(dims, level.shape, default, strict=True)
     )
     if options.zarr_format == 2:
@@ -198,7 +209,9 @@ def _chunk_layout(
     if options.chunks_per_shard is not None:
         per_shard = _per_dim(options.chunks_per_shard, dims, "chunks_per_shard", where)
         asked_shards = [c * per_shard.get(d, 1) for d, c in zip(dims, chunks, strict=True)]
-        return chunks, _clip_shards(asked_shards, chunks, level.shape)
+        if _is_size(options.chunks_per_shard):
+            return chunks, _clip_shards(asked_shards, chunks, level.shape)
+        return chunks, tuple(asked_shards)
     wanted = _per_dim(options.shards, dims, "shards", where)
     if wanted:
         small = [d for d, c in zip(dims, chunks, strict=True) if wanted.get(d, c) < c]
@@ -209,7 +222,9 @@ def _chunk_layout(
                 "chunks (for a number of chunks per shard, pass chunks_per_shard)"
             )
         asked_shards = [wanted.get(d, c) for d, c in zip(dims, chunks, strict=True)]
-        shards = _clip_shards(asked_shards, chunks, level.shape)
+        shards = tuple(asked_shards)
+        if _is_size(options.shards):
+            shards = _clip_shards(asked_shards, chunks, level.shape)
         bad = [d for d, s, c in zip(dims, shards, chunks, strict=True) if s % c]
         if bad:
             raise OmeZarrError(
@@ -809,7 +824,10 @@ def to_ome_zarr(
         integer label images, ``mean`` otherwise.
     chunks, shards
         Chunk and shard shapes (int, tuple or dict by dimension); default: the variables'
-        encoding, else chunks of 1 along t/c and up to 64-256 along z/y/x. Shards need 0.5;
+        encoding, else chunks of 1 along t/c and up to 64-256 along z/y/x. Sizes given by
+        axis (a dict or a tuple) are written as asked on every level, even where a level is
+        shorter (zarr allows it; an image started with one time point keeps its t-chunks as
+        it grows); one int for every axis is a cap, clipped to each level. Shards need 0.5;
         a shard holds whole chunks, so a shard smaller than the chunk, or not a multiple of
         it, is an error. A dict naming an axis that no image of the write has is an error.
     compressors
@@ -837,7 +855,8 @@ def to_ome_zarr(
         ``zarr.json``; 0.4: ``.zmetadata``), so readers open the hierarchy in one request.
     chunks_per_shard
         Instead of ``shards``: how many chunks a shard holds along each axis (an int for
-        every axis, or a dict by dimension, 1 along the others); clipped to each level.
+        every axis, or a dict by dimension, 1 along the others); one int is clipped to each
+        level, a dict holds as asked.
     dims, scale, translation, units, channels, name
         For a bare array only: see :func:`xarray_ome_zarr.image`.
     compressor

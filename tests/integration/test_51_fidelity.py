@@ -97,7 +97,9 @@ def test_chunks_per_shard(tmp_path):
     )
     group = zarr.open_group(tmp_path / "a.ome.zarr")
     assert group["0"].chunks == (1, 2, 8, 8) and group["0"].shards == (2, 4, 16, 16)
-    assert group["2"].chunks == (1, 1, 8, 8) and group["2"].shards == (2, 1, 8, 8)  # clipped
+    # chunks asked by axis hold on every level (z: 2 on a level of 1); chunks_per_shard=2,
+    # one number for every axis, is clipped to each level
+    assert group["2"].chunks == (1, 2, 8, 8) and group["2"].shards == (2, 2, 8, 8)
     xoz.to_ome_zarr(
         small_image(), tmp_path / "b.ome.zarr", chunks=8, chunks_per_shard={"y": 2, "x": 4}
     )

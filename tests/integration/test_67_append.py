@@ -182,6 +182,39 @@ def test_the_first_append_writes_the_image(tmp_path):
         xoz.to_ome_zarr(timelapse(data), tmp_path / "new.ome.zarr", append_dim="time")
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        dict(chunks={"t": 4, "y": 8, "x": 8}, shards={"t": 8, "y": 16, "x": 16}),
+        dict(chunks=(4, 1, 2, 8, 8), chunks_per_shard={"t": 2}),
+        dict(chunks={"t": 4, "y": 8, "x": 8}, version="0.4"),
+    ],
+)
+def test_asked_chunks_and_shards_hold_when_the_first_write_is_shorter(tmp_path, layout):
+    """A time-lapse started with one time point keeps the t-chunks and shards asked for
+    (zarr allows chunks larger than the array), on every level: appends fill them."""
+    data = pixels((5, 1, 2, 16, 16))
+    path = tmp_path / "img.ome.zarr"
+    xoz.to_ome_zarr(timelapse(data[:1]), path, scale_factors=[2], **layout)
+    for t in range(1, 5):
+        xoz.to_ome_zarr(data[t : t + 1], path, append_dim="t")
+    group = zarr.open_group(path, mode="r")
+    for level in ("0", "1"):
+        assert group[level].chunks[0] == 4
+        if layout.get("version") != "0.4":
+            assert group[level].shards[0] == 8
+    np.testing.assert_array_equal(group["0"][...], data)
+    with pytest.raises(OmeZarrError, match="smaller than the chunks"):
+        xoz.to_ome_zarr(timelapse(data[:1]), tmp_path / "b.ome.zarr", chunks={"t": 4},
+                        shards={"t": 2})  # fmt: skip
+
+
+def test_one_size_for_every_axis_is_a_cap(tmp_path):
+    """``chunks=N`` names no axis: at most N along each, so a channel axis of 2 gets 2."""
+    xoz.to_ome_zarr(timelapse(pixels((1, 1, 2, 16, 16))), tmp_path / "a.ome.zarr", chunks=8)
+    assert zarr.open_array(tmp_path / "a.ome.zarr" / "0").chunks == (1, 1, 2, 8, 8)
+
+
 def test_a_pyramid_of_unknown_type_needs_method(tmp_path):
     data = pixels((3, 1, 2, 16, 16))
     path = tmp_path / "img.ome.zarr"

@@ -11,6 +11,7 @@ from xarray_ome_zarr import OmeZarrError
 from xarray_ome_zarr.chunking import aligned_chunks, default_chunks, grown_chunks
 from xarray_ome_zarr.multiscale import (
     default_method,
+    derived_encoding,
     downsample,
     downsample_level,
     gaussian_sigma,
@@ -204,3 +205,10 @@ def test_downsampled_coordinates_follow_the_pixel_centre_rule():
     assert out["y"].attrs == {"units": "micrometer", "axis_type": "space", "scale": 1.0}
     np.testing.assert_array_equal(out["x"].values, level["x"].values)
     assert "scale" not in level["y"].attrs  # the input is not touched
+
+
+def test_derived_levels_keep_the_base_layout():
+    """Chunks and shards as they are, larger than the level too: a level that grows later
+    (appends grow every level) keeps its base's layout."""
+    encoding = {"chunks": (16, 64, 64), "shards": (32, 128, 128), "preferred_chunks": {"t": 16}}
+    assert derived_encoding(encoding) == {"chunks": (16, 64, 64), "shards": (32, 128, 128)}
