@@ -1,8 +1,18 @@
-"""A local static HTTP server (127.0.0.1 only) that answers every request after a delay.
+"""Local servers (127.0.0.1 only) for the benchmarks' remote reads, with a delay per request.
 
-Used to measure opening a store over a slow network: each request waits ``delay`` seconds
-before it is answered (a round trip's latency), requests are served concurrently (one thread
-each, HTTP/1.1 keep-alive), and every request is counted by method and status.
+- :class:`DelayedHTTPServer`: Python's threaded ``http.server`` in the benchmark's own
+  process (a thread per connection, HTTP/1.1 keep-alive); every request waits ``delay``
+  seconds (a round trip's latency) and is counted by method and status. The opening and plate
+  benchmarks use it; so did the remote reads up to session 4.
+- :class:`HTTPServerProcess`: the same interface, served from a child process by aiohttp,
+  which sends files with ``sendfile`` and ``TCP_NODELAY``, as a real static server or object
+  store does. ``http.server`` writes a response's headers and body separately, so Nagle's
+  algorithm holds a small body back until the client's delayed ACK (about 40 ms on Linux): an
+  opening's waves of small metadata documents took 60 ms each instead of 20.
+- :class:`S3ServerProcess`: moto's standalone S3 server in a child process.
+
+Both child processes report the CPU time they used (``cpu()``), so a measurement can tell
+the server's share of the machine from the client's.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import time
 from collections import Counter
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -105,3 +116,213 @@ def waves(timeline: list[tuple[float, float, str, int, str]]) -> int:
             count += 1
         busy_until = max(busy_until, end) if start < busy_until else end
     return count
+
+
+# ---- a server in its own process: asyncio, sendfile, no Nagle delay ----------------------
+#: Paths that control the server process; answered at once and not counted.
+_CONTROL = "/__bench__/"
+
+
+def _serve(root: Path, delay: float) -> None:
+    """Serve ``root`` with aiohttp until stdin closes; print the port first.
+
+    Every request waits ``delay`` seconds, then a file is sent with ``sendfile`` (ranges
+    too), as a real static server or object store does: the kernel copies the bytes, and the
+    responses go out at once (aiohttp sets ``TCP_NODELAY``), so a small response is not held
+    back 40 ms by Nagle's algorithm waiting for the client's delayed ACK, as with Python's
+    ``http.server``, which writes the headers and the body separately.
+    """
+    import asyncio
+    import sys
+
+    from aiohttp import web
+
+    timeline: list[tuple[float, float, str, int, str]] = []
+    base = root.resolve()
+
+    class Timed(web.FileResponse):
+        """A file response that records its request once its body has been sent."""
+
+        def __init__(self, path: Path, start: float) -> None:
+            super().__init__(path, chunk_size=1 << 20)
+            self.start = start
+
+        async def prepare(self, request: web.BaseRequest) -> Any:
+            if self.prepared:
+                return None
+            writer = await super().prepare(request)
+            end = time.perf_counter()
+            timeline.append((self.start, end, request.method, self.status, request.path))
+            return writer
+
+    async def files(request: web.Request) -> web.StreamResponse:
+        start = time.perf_counter()
+        await asyncio.sleep(delay)
+        path = (base / request.match_info["tail"]).resolve()
+        if path.is_file() and path.is_relative_to(base):
+            return Timed(path, start)
+        timeline.append((start, time.perf_counter(), request.method, 404, request.path))
+        return web.Response(status=404)
+
+    async def control(request: web.Request) -> web.Response:
+        if request.match_info["what"] == "reset":
+            timeline.clear()
+            return web.json_response({})
+        return web.json_response({"timeline": timeline})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get(_CONTROL + "{what}", control)
+        app.router.add_route("GET", "/{tail:.*}", files)
+        app.router.add_route("HEAD", "/{tail:.*}", files)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+class HTTPServerProcess:
+    """:class:`DelayedHTTPServer`'s interface, served by :func:`_serve` in a child process.
+
+    Its own process, so it shares no interpreter lock with the benchmark; :meth:`cpu` gives
+    the CPU time it has used (to tell the server's share of a measurement from the client's).
+    """
+
+    def __init__(self, root: Path, delay: float) -> None:
+        self.root, self.delay = Path(root), delay
+        self._proc: Any = None
+        self.url = ""
+
+    def __enter__(self) -> HTTPServerProcess:
+        import subprocess
+        import sys
+
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "serve", str(self.root), str(self.delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        port = int(self._proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except Exception:
+            self._proc.kill()
+            self._proc.wait()
+
+    def _control(self, what: str) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}{_CONTROL}{what}", timeout=30) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        self._control("reset")
+
+    def snapshot(self) -> dict:
+        timeline = [tuple(t) for t in self._control("timeline")["timeline"]]
+        counts = Counter(f"{method} {status}" for _, _, method, status, _ in timeline)
+        return {
+            "total": len(timeline),
+            "by_kind": dict(counts),
+            "paths": [f"{m} {s} {p}" for _, _, m, s, p in timeline],
+            "waves": waves(timeline),  # type: ignore[arg-type]
+        }
+
+    def cpu(self) -> float:
+        """Seconds of CPU the server process has used so far."""
+        return process_cpu(self._proc.pid)
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` (Linux ``/proc``; 0 elsewhere)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- moto's S3 server in its own process -------------------------------------------------
+def _serve_moto(port: int) -> None:
+    """moto's standalone server (werkzeug, a thread per request) with a backlog of 1024 and
+    ``TCP_NODELAY``; it runs until it is terminated."""
+    import werkzeug.serving
+    from moto.server import main
+
+    werkzeug.serving.BaseWSGIServer.request_queue_size = 1024
+    werkzeug.serving.WSGIRequestHandler.disable_nagle_algorithm = True
+    main(["-H", "127.0.0.1", "-p", str(port)])
+
+
+class S3ServerProcess:
+    """moto's S3 server in a child process; ``endpoint_url`` once entered, :meth:`cpu`."""
+
+    def __init__(self) -> None:
+        self._proc: Any = None
+        self.endpoint_url = ""
+
+    def __enter__(self) -> S3ServerProcess:
+        import logging
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "moto", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("moto's server did not start")
+            time.sleep(0.05)
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except Exception:
+            self._proc.kill()
+            self._proc.wait()
+
+    def cpu(self) -> float:
+        """Seconds of CPU the server process has used so far."""
+        return process_cpu(self._proc.pid)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1] == "serve":
+        _serve(Path(sys.argv[2]), float(sys.argv[3]))
+    elif sys.argv[1] == "moto":
+        _serve_moto(int(sys.argv[2]))

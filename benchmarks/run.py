@@ -14,6 +14,7 @@ median of ours over the median of the reference. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,12 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _data  # noqa: E402
-from _http import DelayedHTTPServer  # noqa: E402
+from _http import DelayedHTTPServer, HTTPServerProcess, S3ServerProcess  # noqa: E402
 from _worker import fresh_code  # noqa: E402
 
 WORKER = HERE / "_worker.py"
@@ -95,6 +97,9 @@ class Background:
     two cores busy. Benchmarks on a busy machine are noisy; the report shows this figure.
     """
 
+    #: CPU seconds of processes other than the child that belong to the measurement.
+    child_cpu_extra = 0.0
+
     def __enter__(self) -> Background:
         self.jiffies = _cpu_jiffies()
         self.child = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -109,6 +114,7 @@ class Background:
         self.child_cpu = (child.ru_utime - self.child.ru_utime) + (
             child.ru_stime - self.child.ru_stime
         )
+        self.child_cpu += self.child_cpu_extra  # a server process of the measurement
         hz = os.sysconf("SC_CLK_TCK")
         cores = os.cpu_count() or 1
         if total1 > total0 and wall > 0:
@@ -130,10 +136,15 @@ def wait_quiet(limit: float) -> float:
 
 
 WAIT_QUIET = 0.0
+#: Where the remote group's servers run: "process" (their own) or "inline" (this one).
+SERVERS = "process"
 
 
-def run_worker(spec: dict, timeout: float = 600) -> dict:
+def run_worker(spec: dict, timeout: float = 600, server: Any = None) -> dict:
+    """Run one measurement in a fresh process; ``server``: a server process whose CPU time
+    (``server.cpu()``) is the measurement's, not other work's (``server_cpu``: per read)."""
     wait_quiet(WAIT_QUIET)
+    served = server.cpu() if server is not None else 0.0
     with Background() as bg:
         proc = subprocess.run(
             [sys.executable, str(WORKER), json.dumps(spec)],
@@ -142,8 +153,13 @@ def run_worker(spec: dict, timeout: float = 600) -> dict:
             timeout=timeout,
             env=worker_env(),
         )
+        if server is not None:
+            served = server.cpu() - served
+            bg.child_cpu_extra = served
     result = parse_result(proc.stdout, proc.stderr, proc.returncode)
     result["background"] = bg.fraction
+    if server is not None and "error" not in result:
+        result["server_cpu"] = served / result.get("reads", 1)
     if "error" in result and os.environ.get("BENCH_DEBUG"):
         print(proc.stderr, file=sys.stderr)
     return result
@@ -289,16 +305,27 @@ def bench_sharded(data: dict, n: int) -> Samples:
 
 
 def bench_remote(data: dict, n: int) -> Samples:
-    """Level 0 read over HTTP (20 ms a request) and from S3 (moto's server), ours and zarr's."""
+    """Level 0 read over HTTP (20 ms a request) and from S3 (moto's server), ours and zarr's.
+
+    Both contenders read from the same servers in the same run. ``SERVERS == "process"``
+    (the default): each server in its own process, an asyncio HTTP server that sends files
+    with ``sendfile`` and moto's standalone server, their CPU time recorded per read;
+    ``"inline"``: the servers of sessions 1-4, Python's threaded ``http.server`` and moto's
+    threaded server inside this process.
+    """
     s = Samples("remote")
     folder = Path(data["folder"])
     name = Path(data["source"]).name
-    with DelayedHTTPServer(folder, HTTP_DELAY) as server:
+    inline = SERVERS == "inline"
+    http = (
+        DelayedHTTPServer(folder, HTTP_DELAY) if inline else HTTPServerProcess(folder, HTTP_DELAY)
+    )
+    with http as server:
         for _, order in rounds(["zarr", "ours"], n):
             for who in order:
                 server.reset()
                 spec = {"mode": "remote", "who": who, "url": f"{server.url}/{name}"}
-                result = run_worker({**spec, "reads": READS})
+                result = run_worker({**spec, "reads": READS}, server=None if inline else server)
                 if "error" not in result:
                     snap = server.snapshot()
                     chunks = [p for p in snap["paths"] if not p.endswith(METADATA)]
@@ -307,11 +334,18 @@ def bench_remote(data: dict, n: int) -> Samples:
                 s.add(f"http_{who}", result)
     try:
         sys.path.insert(0, str(HERE.parent))
-        from tests.servers import s3_server, upload_tree
+        from tests.servers import S3_ENV, S3Server, patched_env, s3_server, upload_tree
     except ImportError as err:  # moto or the tests folder missing
         s.note = f"S3 not measured: {err}"
         return s
-    with s3_server() as s3:
+    with contextlib.ExitStack() as stack:
+        if inline:
+            s3 = stack.enter_context(s3_server())
+            process = None
+        else:
+            stack.enter_context(patched_env(S3_ENV))
+            process = stack.enter_context(S3ServerProcess())
+            s3 = S3Server(endpoint_url=process.endpoint_url)
         s3.make_bucket("bench")
         upload_tree(s3.filesystem(), data["source"], f"bench/{name}")
         # s3fs asks for an object's size before every read unless max_concurrency is 1
@@ -320,7 +354,8 @@ def bench_remote(data: dict, n: int) -> Samples:
         for _, order in rounds(["zarr", "ours"], n):
             for who in order:
                 spec = {"mode": "remote", "who": who, "url": f"s3://bench/{name}"}
-                s.add(f"s3_{who}", run_worker({**spec, "storage_options": options, "reads": READS}))
+                spec.update(storage_options=options, reads=READS)
+                s.add(f"s3_{who}", run_worker(spec, server=process))
     return s
 
 
@@ -459,6 +494,16 @@ def table_rows(res: dict[str, Samples], data: dict, quick: bool = False) -> list
             if qa is not None and qb is not None:
                 row.measured += (
                     f"; {qa:.0f} vs {qb:.0f} requests a read ({ca:.0f} vs {cb:.0f} for chunks)"
+                )
+            sa, sb = (
+                s.median(f"{where}_ours", "server_cpu"),
+                s.median(f"{where}_zarr", "server_cpu"),
+            )
+            ua, ub = s.median(f"{where}_ours", "cpu"), s.median(f"{where}_zarr", "cpu")
+            if sa is not None and sb is not None and ua is not None and ub is not None:
+                row.measured += (
+                    f"; CPU a read: client {fmt_time(ua)} vs {fmt_time(ub)}, "
+                    f"server {fmt_time(sa)} vs {fmt_time(sb)}"
                 )
             rows.append(row)
     if s := res.get("fresh"):
@@ -688,6 +733,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument(
+        "--servers",
+        choices=("process", "inline"),
+        default="process",
+        help="remote group: the HTTP and S3 servers each in its own process (asyncio + "
+        "sendfile, moto's standalone server; default), or inline: Python's threaded "
+        "http.server and moto's threaded server in this process (sessions 1-4)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -696,8 +749,9 @@ def main(argv: list[str] | None = None) -> int:
         "the machine to drop under a quarter of the CPUs (default: 0)",
     )
     args = parser.parse_args(argv)
-    global WAIT_QUIET
+    global WAIT_QUIET, SERVERS
     WAIT_QUIET = args.wait_quiet
+    SERVERS = args.servers
 
     groups = args.only or list(GROUPS)
     n_read = args.repeat or (3 if args.quick else 5)
