@@ -120,7 +120,7 @@ def chunk_decoder(array: zarr.Array) -> Decode | None:
 
 
 #: An inner chunk's offset and length in the shard index when the chunk is not stored.
-_MISSING = 2**64 - 1
+MISSING = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class ShardFormat:
     def of(cls, array: zarr.Array) -> ShardFormat | None:
         """The format of ``array``'s shards, or ``None`` when zarr must read them."""
         layout = shard_layout(array, _chunk_spec(array))
-        if layout is None or not hasattr(os, "pread"):  # os.pread: POSIX only
+        if layout is None:
             return None
         decode_index = _chain_decoder(layout.index_codecs, layout.index_spec)
         decode_inner = _chain_decoder(layout.inner_codecs, layout.inner_spec)
@@ -160,13 +160,46 @@ class ShardFormat:
         if size < self.index_size:
             raise ValueError(f"{size} bytes cannot hold a shard index of {self.index_size}")
         start = 0 if self.index_at_start else size - self.index_size
-        index = self.decode_index(os.pread(fd, self.index_size, start))
-        index = index.reshape(*self.chunks_per_shard, 2)
-        offsets, lengths = index[..., 0], index[..., 1]
-        stored = offsets != _MISSING
-        if (offsets[stored] > size).any() or (lengths[stored] > size - offsets[stored]).any():
-            raise ValueError("the shard index points beyond the end of the file")
+        return self.parse_index(os.pread(fd, self.index_size, start), size)
+
+    def index_of(self, shard: Any) -> np.ndarray:
+        """:meth:`parse_index` of the index inside a whole shard's bytes."""
+        size = len(shard)
+        if size < self.index_size:
+            raise ValueError(f"{size} bytes cannot hold a shard index of {self.index_size}")
+        start = 0 if self.index_at_start else size - self.index_size
+        return self.parse_index(shard[start : start + self.index_size], size)
+
+    def parse_index(self, raw: Any, size: int | None) -> np.ndarray:
+        """The ``(offset, length)`` of each inner chunk from the index's stored bytes ``raw``;
+        ``ValueError`` when they point beyond ``size`` bytes (not checked when ``None``)."""
+        if len(raw) != self.index_size:
+            raise ValueError(f"{len(raw)} bytes where the shard index takes {self.index_size}")
+        index = self.decode_index(raw).reshape(*self.chunks_per_shard, 2)
+        if size is not None:
+            offsets, lengths = index[..., 0], index[..., 1]
+            stored = offsets != MISSING
+            if (offsets[stored] > size).any() or (lengths[stored] > size - offsets[stored]).any():
+                raise ValueError("the shard index points beyond the end of the file")
         return index
+
+    def touched(
+        self, bounds: Sequence[tuple[int, int]], shard: Sequence[int]
+    ) -> list[tuple[int, ...]]:
+        """The inner chunks (array-wide coordinates) of the shard at ``shard`` that the
+        selection ``bounds`` touches, in C order."""
+        first = [i * n for i, n in zip(shard, self.chunks_per_shard, strict=True)]
+        ranges = [
+            range(max(start // c, f), min(-(-stop // c), f + n))
+            for (start, stop), c, f, n in zip(
+                bounds, self.inner_chunks, first, self.chunks_per_shard, strict=True
+            )
+        ]
+        return list(itertools.product(*ranges))
+
+    def slot(self, chunk: Sequence[int]) -> tuple[int, ...]:
+        """The inner chunk's coordinates within its shard (its place in the index)."""
+        return tuple(i % n for i, n in zip(chunk, self.chunks_per_shard, strict=True))
 
 
 def _v2_decoder(array: zarr.Array) -> Decode | None:
@@ -227,7 +260,7 @@ class DirectReader:
             shard_shape = getattr(array, "shards", None)
             if shard_shape is not None:
                 shards = ShardFormat.of(array)
-                if shards is None:
+                if shards is None or not hasattr(os, "pread"):  # os.pread: POSIX only
                     return None
                 chunks = tuple(int(c) for c in shard_shape)
                 decode: Decode | None = shards.decode_inner
@@ -329,17 +362,9 @@ class DirectReader:
                     raise ChunkReadError(
                         f"shard {key!r}: cannot read its index: {type(err).__name__}: {err}"
                     ) from err
-                first = [i * n for i, n in zip(coords, shards.chunks_per_shard, strict=True)]
-                ranges = [
-                    range(max(start // c, f), min(-(-stop // c), f + n))
-                    for (start, stop), c, f, n in zip(
-                        bounds, inner, first, shards.chunks_per_shard, strict=True
-                    )
-                ]
-                for chunk in itertools.product(*ranges):
-                    local = tuple(i - f for i, f in zip(chunk, first, strict=True))
-                    offset, length = (int(v) for v in index[local])
-                    if offset == _MISSING:
+                for chunk in shards.touched(bounds, coords):
+                    offset, length = (int(v) for v in index[shards.slot(chunk)])
+                    if offset == MISSING:
                         out[overlap(bounds, inner, chunk)[0]] = self.fill
                     else:
                         jobs.append((fd, key, offset, length, chunk))

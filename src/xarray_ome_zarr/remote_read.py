@@ -1,4 +1,4 @@
-"""Read the chunks of a remote (unsharded) zarr array with fetches and decodes overlapped.
+"""Read the chunks of a remote zarr array, sharded or not, with fetches and decodes overlapped.
 
 zarr-python reads a selection over a network ``async.concurrency`` (10) chunks at a time, each
 one fetched and then decoded before its slot takes the next chunk, so the network waits while
@@ -8,15 +8,22 @@ requested at once through the store's own (public) async ``get`` on zarr's event
 :mod:`.direct_read` the moment it arrives, into its part of the output, while the others are
 still on the way. One request per chunk, as zarr makes: the request count does not change.
 
+A sharded array (``sharding_indexed``) is read with zarr's requests too, all in flight at once:
+a shard the selection covers whole is one GET, its index decoded once from its bytes and its
+inner chunks decoded on the pool from slices of them; a shard it covers in part gets one ranged
+GET for its index (at the start or the end), then one ranged GET for each stored inner chunk
+the selection touches. A missing shard or inner chunk reads as the fill value, as zarr reads it.
+
 Used for stores that talk to a network (fsspec's, obstore's); local files have
-:mod:`.direct_read`. A sharded array, a layout zarr must decode, or a selection with a step
-goes through zarr as before (:meth:`StoreReader.of` or :meth:`StoreReader.read` give ``None``).
+:mod:`.direct_read`. A layout zarr must decode, or a selection with a step, goes through zarr
+as before (:meth:`StoreReader.of` or :meth:`StoreReader.read` give ``None``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +33,10 @@ import zarr
 
 from ._compat import sync
 from .direct_read import (
+    MISSING,
     ChunkReadError,
     Decode,
+    ShardFormat,
     chunk_decoder,
     fill_value,
     overlap,
@@ -61,9 +70,12 @@ class StoreReader:
     prefix: str
     metadata: Any
     shape: tuple[int, ...]
+    #: The chunk shape, or for a sharded array the shard shape (one stored object each).
     chunks: tuple[int, ...]
     fill: Any
     decode: Decode
+    #: For a sharded array: how its shards hold the inner chunks.
+    shards: ShardFormat | None = None
 
     @classmethod
     def of(cls, array: zarr.Array) -> StoreReader | None:
@@ -74,20 +86,27 @@ class StoreReader:
                 return None
             if np.dtype(array.dtype).kind not in "biufc" or array.ndim == 0:
                 return None
-            if getattr(array, "shards", None) is not None:
-                return None
-            decode = chunk_decoder(array)
+            shards = None
+            shard_shape = getattr(array, "shards", None)
+            if shard_shape is not None:
+                shards = ShardFormat.of(array)
+                if shards is None:
+                    return None
+                chunks = tuple(int(c) for c in shard_shape)
+                decode: Decode | None = shards.decode_inner
+            else:
+                chunks = tuple(int(c) for c in array.chunks)
+                decode = chunk_decoder(array)
         except Exception:  # an optimisation only: whatever it does not know, zarr reads
             return None
         if decode is None:
             return None
         prefix = array.store_path.path.strip("/")
-        chunks = tuple(int(c) for c in array.chunks)
         fill = fill_value(array)
-        return cls(store, prefix, array.metadata, tuple(array.shape), chunks, fill, decode)
+        return cls(store, prefix, array.metadata, tuple(array.shape), chunks, fill, decode, shards)
 
     def chunk_key(self, coords: Sequence[int]) -> str:
-        """The chunk's key in the store."""
+        """The chunk's (or shard's) key in the store."""
         key = self.metadata.encode_chunk_key(tuple(coords))
         return f"{self.prefix}/{key}" if self.prefix else key
 
@@ -102,57 +121,126 @@ class StoreReader:
                 range(start // c, -(-stop // c))
                 for (start, stop), c in zip(bounds, self.chunks, strict=True)
             ]
-            sync(self._read_into(out, bounds, list(itertools.product(*grid))))
+            sync(_Read(self, out, bounds).run(list(itertools.product(*grid))))
         drop = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
         return out.squeeze(axis=drop) if drop else out
 
-    async def _read_into(
-        self, out: np.ndarray, bounds: Sequence[tuple[int, int]], tiles: list[tuple[int, ...]]
+
+class _Read:
+    """One read: its requests, at most :data:`CONCURRENCY` at once, each chunk decoded into
+    ``out`` on the read pool the moment its bytes arrive."""
+
+    def __init__(
+        self, reader: StoreReader, out: np.ndarray, bounds: Sequence[tuple[int, int]]
     ) -> None:
         from zarr.buffer import default_buffer_prototype
 
-        prototype = default_buffer_prototype()
-        loop = asyncio.get_running_loop()
-        limit = asyncio.Semaphore(CONCURRENCY)
-        pool = read_pool()
+        self.reader, self.out, self.bounds = reader, out, bounds
+        self.prototype = default_buffer_prototype()
+        self.limit = asyncio.Semaphore(CONCURRENCY)
+        self.pool = read_pool()
 
-        async def one(coords: tuple[int, ...]) -> None:
-            key = self.chunk_key(coords)
-            async with limit:
-                try:
-                    found = await self.store.get(key, prototype=prototype)
-                except Exception as err:  # a failed request: named by its chunk
-                    raise ChunkReadError(f"chunk {key!r}: {type(err).__name__}: {err}") from err
-                data = None if found is None else found.as_numpy_array()
-                await loop.run_in_executor(pool, self._copy_into, out, bounds, coords, key, data)
-
+    async def run(self, tiles: list[tuple[int, ...]]) -> None:
+        """Read the chunks (or shards) at ``tiles`` into ``out``."""
         try:
             async with asyncio.TaskGroup() as group:  # the first failure cancels the rest
+                self.group = group
+                one = self.chunk if self.reader.shards is None else self.shard
                 for coords in tiles:
                     group.create_task(one(coords))
         except BaseExceptionGroup as failures:
             raise _first(failures) from None
 
-    def _copy_into(
-        self,
-        out: np.ndarray,
-        bounds: Sequence[tuple[int, int]],
-        coords: tuple[int, ...],
-        key: str,
-        data: np.ndarray | None,
+    async def fetch(self, key: str, byte_range: Any = None) -> np.ndarray | None:
+        """The stored bytes at ``key`` (``byte_range`` of them), ``None`` when not stored."""
+        try:
+            found = await self.reader.store.get(key, self.prototype, byte_range)
+        except Exception as err:  # a failed request: named by its key
+            raise ChunkReadError(f"chunk {key!r}: {type(err).__name__}: {err}") from err
+        return None if found is None else found.as_numpy_array()
+
+    async def decode_into(
+        self, chunks: Sequence[int], coords: tuple[int, ...], data: Any, name: str
     ) -> None:
-        """Decode one chunk's bytes (``None``: not stored) into its part of ``out``."""
-        target, source = overlap(bounds, self.chunks, coords)
-        if data is None:
-            out[target] = self.fill
+        """Decode one chunk's bytes on the pool into its part of ``out``."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.pool, self._decode_into, chunks, coords, data, name)
+
+    def _decode_into(
+        self, chunks: Sequence[int], coords: tuple[int, ...], data: Any, name: str
+    ) -> None:
+        target, source = overlap(self.bounds, chunks, coords)
+        try:
+            chunk = self.reader.decode(data)
+            if chunk.shape != tuple(chunks):
+                raise ValueError(f"decoded to shape {chunk.shape}, not {tuple(chunks)}")
+        except Exception as err:  # any codec failure: named by its chunk
+            raise ChunkReadError(f"{name}: {type(err).__name__}: {err}") from err
+        self.out[target] = chunk[source]
+
+    def fill(self, chunks: Sequence[int], coords: tuple[int, ...]) -> None:
+        """The part of ``out`` of a chunk that is not stored: the fill value."""
+        self.out[overlap(self.bounds, chunks, coords)[0]] = self.reader.fill
+
+    async def chunk(self, coords: tuple[int, ...]) -> None:
+        """One chunk of an unsharded array: one GET, then its decode."""
+        key = self.reader.chunk_key(coords)
+        async with self.limit:
+            data = await self.fetch(key)
+            if data is None:
+                self.fill(self.reader.chunks, coords)
+            else:
+                await self.decode_into(self.reader.chunks, coords, data, f"chunk {key!r}")
+
+    async def shard(self, coords: tuple[int, ...]) -> None:
+        """One shard: one GET of the whole shard where the selection covers all its inner
+        chunks, else one ranged GET of its index and one of each stored inner chunk touched
+        (zarr's requests)."""
+        from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+
+        shards = self.reader.shards
+        assert shards is not None
+        key = self.reader.chunk_key(coords)
+        touched = shards.touched(self.bounds, coords)
+        whole = len(touched) == math.prod(shards.chunks_per_shard)
+        async with self.limit:
+            if whole:
+                data = await self.fetch(key)
+            else:
+                size = shards.index_size
+                at = RangeByteRequest(0, size) if shards.index_at_start else SuffixByteRequest(size)
+                data = await self.fetch(key, at)
+        if data is None:  # no shard stored
+            self.fill(self.reader.chunks, coords)
             return
         try:
-            chunk = self.decode(data)
-            if chunk.shape != self.chunks:
-                raise ValueError(f"decoded to shape {chunk.shape}, not {self.chunks}")
-        except Exception as err:  # any codec failure: named by its chunk
-            raise ChunkReadError(f"chunk {key!r}: {type(err).__name__}: {err}") from err
-        out[target] = chunk[source]
+            index = shards.index_of(data) if whole else shards.parse_index(data, None)
+        except Exception as err:  # too short, corrupt: named by its key
+            raise ChunkReadError(
+                f"shard {key!r}: cannot read its index: {type(err).__name__}: {err}"
+            ) from err
+        for chunk in touched:
+            offset, length = (int(v) for v in index[shards.slot(chunk)])
+            name = f"shard {key!r}, inner chunk {chunk}"
+            if offset == MISSING:
+                self.fill(shards.inner_chunks, chunk)
+            elif whole:
+                part = data[offset : offset + length]
+                self.group.create_task(self.decode_into(shards.inner_chunks, chunk, part, name))
+            else:
+                span = RangeByteRequest(offset, offset + length)
+                self.group.create_task(self.inner(key, span, chunk, name))
+
+    async def inner(self, key: str, span: Any, chunk: tuple[int, ...], name: str) -> None:
+        """One inner chunk of a shard: its byte range, then its decode."""
+        shards = self.reader.shards
+        assert shards is not None
+        async with self.limit:
+            data = await self.fetch(key, span)
+            if data is None or len(data) != span.end - span.start:
+                got = "nothing" if data is None else f"{len(data)} bytes"
+                raise ChunkReadError(f"{name}: {got} where the index gives {span}")
+            await self.decode_into(shards.inner_chunks, chunk, data, name)
 
 
 def _first(failures: BaseExceptionGroup) -> BaseException:

@@ -1,5 +1,6 @@
 """Remote chunk reads (``remote_read``) give exactly what zarr-python gives, with the same
-requests, all asked for at once.
+requests, all asked for at once; sharded arrays too (index at the start and at the end,
+shards cut by the array's edges, missing inner chunks and shards).
 
 Real servers: the static HTTP server of ``tests/servers.py`` and moto's S3 server. Small
 arrays (a few KiB), read both ways over the selections of the direct-read tests.
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
 
 from xarray_ome_zarr import OmeZarrError
 from xarray_ome_zarr.array import OmeZarrArray
@@ -119,7 +120,16 @@ def test_a_corrupt_chunk_is_named(http, site, tmp_path):
 
 
 def test_layouts_and_stores_zarr_must_read(http, site):
-    assert StoreReader.of(remote_array(http, "sharded")) is None
+    import json
+
+    nested = site / "nested-shards.zarr"
+    zarr.create_array(nested, shape=SHAPE, chunks=CHUNKS, shards=(2, 8, 10), dtype="<u2")
+    meta = json.loads((nested / "zarr.json").read_text())
+    inner = ShardingCodec(chunk_shape=(1, 2, 5), codecs=[BytesCodec()]).to_dict()
+    meta["codecs"][0]["configuration"]["codecs"] = [inner]
+    (nested / "zarr.json").write_text(json.dumps(meta))
+    assert StoreReader.of(remote_array(http, "nested-shards")) is None
+    assert StoreReader.of(remote_array(http, "sharded")) is not None
     assert StoreReader.of(zarr.open_array(site / "v3-zstd.zarr", mode="r")) is None  # local
     memory = zarr.create_array(zarr.storage.MemoryStore(), shape=(4,), chunks=(2,), dtype="u1")
     assert StoreReader.of(memory) is None
@@ -144,18 +154,155 @@ def test_the_engine_reads_remote_levels_through_it(http, site):
     shutil.rmtree(site / "img.zarr")
 
 
-def test_s3_reads_equal_zarr(site):
+@pytest.fixture(scope="module")
+def s3():
     with s3_server() as server:
-        fs = server.filesystem()
         server.make_bucket("remote-read")
-        upload_tree(fs, site / "v2-blosc.zarr", "remote-read/v2-blosc.zarr")
-        store = zarr.storage.FsspecStore.from_url(
-            "s3://remote-read/v2-blosc.zarr",
-            storage_options={**server.storage_options, "max_concurrency": 1},
-            read_only=True,
-        )
-        array = zarr.open_array(store, mode="r")
+        yield server
+
+
+def s3_array(server, source, name: str) -> zarr.Array:
+    upload_tree(server.filesystem(), source, f"remote-read/{name}")
+    store = zarr.storage.FsspecStore.from_url(
+        f"s3://remote-read/{name}",
+        storage_options={**server.storage_options, "max_concurrency": 1},
+        read_only=True,
+    )
+    return zarr.open_array(store, mode="r")
+
+
+def test_s3_reads_equal_zarr(site, s3):
+    array = s3_array(s3, site / "v2-blosc.zarr", "v2-blosc.zarr")
+    reader = StoreReader.of(array)
+    assert reader is not None
+    for key in KEYS[:3]:
+        np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
+
+
+# ---- sharded arrays -----------------------------------------------------------------------
+SHARDED_SHAPE = (3, 11, 14)  # shards cut by every edge
+SHARDS = (2, 8, 8)
+INNER = (1, 4, 4)
+SHARD_LAYOUTS = {
+    "end-zstd": dict(compressors=ZstdCodec(level=1)),
+    "start-zstd": dict(compressors=ZstdCodec(level=1)),
+    "end-gzip+crc32c": dict(compressors=(GzipCodec(), Crc32cCodec())),
+}
+SHARD_KEYS = [
+    (slice(None),) * 3,  # whole shards (one GET each) and edge shards (index, then ranges)
+    (slice(0, 2), slice(0, 8), slice(0, 8)),  # exactly one shard
+    (slice(0, 1), slice(0, 4), slice(4, 8)),  # exactly one inner chunk
+    (slice(1, 3), slice(3, 9), slice(5, 13)),  # parts of several shards and inner chunks
+    (2, slice(None), slice(9, 14)),  # the edge shards; an int drops an axis
+    (-1, -1, -1),
+    (slice(2, 2), slice(None), slice(None)),  # nothing
+    (slice(None), slice(8, 100), slice(-3, None)),
+]
+
+
+def _sharded(folder, layout: str, dtype: str, fill) -> None:
+    import json
+
+    values = np.random.default_rng(5).integers(1, 120, SHARDED_SHAPE).astype(dtype)
+    values[0, 0:4, 0:4] = fill  # an inner chunk of only the fill value: not stored
+    values[1:3, 4:8, 8:12] = fill  # two more, in another shard
+    values[:, 8:, 8:] = fill  # a whole edge shard of only fill: not stored
+    array = zarr.create_array(
+        folder,
+        shape=SHARDED_SHAPE,
+        shards=SHARDS,
+        chunks=INNER,
+        dtype=dtype,
+        fill_value=fill,
+        **SHARD_LAYOUTS[layout],
+    )
+    if layout.startswith("start"):  # zarr writes the index at the end unless told
+        meta = json.loads((folder / "zarr.json").read_text())
+        meta["codecs"][0]["configuration"]["index_location"] = "start"
+        (folder / "zarr.json").write_text(json.dumps(meta))
+        array = zarr.open_array(folder, mode="r+")
+    array[...] = values
+
+
+@pytest.fixture(scope="module")
+def sharded_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("remote-sharded")
+    for layout in SHARD_LAYOUTS:
+        _sharded(root / f"{layout}.zarr", layout, "<u2", 7)
+    _sharded(root / "f4-nan.zarr", "end-zstd", "float32", float("nan"))
+    with http_server(root) as server:
+        yield server
+
+
+def _chunk_requests(server) -> list[tuple[str, str | None]]:
+    return sorted((r.path, r.range) for r in server.chunk_requests())
+
+
+@pytest.mark.parametrize("name", [*SHARD_LAYOUTS, "f4-nan"])
+def test_sharded_http_reads_equal_zarr_with_the_same_requests(sharded_site, name):
+    array = remote_array(sharded_site, name)
+    reader = StoreReader.of(array)
+    assert reader is not None and reader.shards is not None
+    for key in SHARD_KEYS:
+        sharded_site.clear()
+        expected = array[key]
+        theirs = _chunk_requests(sharded_site)
+        sharded_site.clear()
+        got = reader.read(key, np.dtype(array.dtype))
+        ours = _chunk_requests(sharded_site)
+        assert got is not None and got.shape == expected.shape, key
+        np.testing.assert_array_equal(got, expected, err_msg=str(key))
+        assert ours == theirs, key  # a GET per whole shard; index + ranges for the others
+    sharded_site.clear()
+    reader.read((slice(None),) * 3, np.dtype(array.dtype))
+    whole = [r for r in sharded_site.chunk_requests() if r.range is None]
+    assert len(whole) == 2  # the two shards the array covers whole: one GET each
+
+
+def test_sharded_requests_go_out_together(sharded_site):
+    """Every shard's index (or whole shard) in one round trip, then every inner chunk's
+    range in one more: zarr asks for a partial shard's inner chunks one after another."""
+    reader = StoreReader.of(remote_array(sharded_site, "end-zstd"))
+    assert reader is not None
+    with sharded_site.latency(0.1):
+        sharded_site.clear()
+        reader.read((slice(None), slice(0, 11), slice(0, 6)), np.dtype("<u2"))
+        rounds = [[r for r in wave if r.is_chunk] for wave in sharded_site.rounds()]
+    sizes = [len(w) for w in rounds if w]
+    # 4 shards: (0, 0, 0) has all its inner chunks touched (one GET), the 3 others an index
+    # each; then their touched inner chunks: 4 + 4 + 2
+    assert sizes == [4, 10], sizes
+
+
+def test_a_missing_shard_and_a_corrupt_one(sharded_site):
+    root = sharded_site.root
+    import shutil
+
+    folder = root / "broken.zarr"
+    shutil.copytree(root / "end-zstd.zarr", folder)
+    shutil.rmtree(folder / "c" / "1")  # the shards of the last channel: not stored
+    array = remote_array(sharded_site, "broken")
+    reader = StoreReader.of(array)
+    assert reader is not None
+    for key in SHARD_KEYS[:4]:
+        np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
+    shard = folder / "c" / "0" / "0" / "1"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # inside the index: its crc32c no longer matches
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ChunkReadError, match=r"c/0/0/1"):
+        reader.read((slice(0, 2), slice(0, 8), slice(8, 14)), np.dtype("<u2"))  # whole shard
+    with pytest.raises(ChunkReadError, match=r"c/0/0/1"):
+        reader.read((0, 0, 9), np.dtype("<u2"))  # one inner chunk: the index alone
+    shard.write_bytes(b"short")
+    with pytest.raises(ChunkReadError, match=r"c/0/0/1"):
+        reader.read((0, 0, 9), np.dtype("<u2"))
+
+
+def test_s3_sharded_reads_equal_zarr(sharded_site, s3):
+    for name in ("end-zstd", "start-zstd"):
+        array = s3_array(s3, sharded_site.root / f"{name}.zarr", f"{name}.zarr")
         reader = StoreReader.of(array)
-        assert reader is not None
-        for key in KEYS[:3]:
+        assert reader is not None and reader.shards is not None
+        for key in SHARD_KEYS[:4]:
             np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
