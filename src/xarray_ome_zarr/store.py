@@ -104,8 +104,13 @@ def is_url(obj: Any) -> bool:
 
 
 def url_path(url: str) -> str:
-    """The path part of a URL (``url`` itself when it is none)."""
-    return urlsplit(url).path if "://" in url else url
+    """The path part of a URL (``url`` itself when it is none): after the host for
+    ``http(s)://``; everything after the protocol for fsspec's others (``memory://name.ozx``,
+    ``s3://bucket/key``), which have no host: their first name is part of the path."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    return parts.path if parts.scheme in ("http", "https") else parts.netloc + parts.path
 
 
 def is_zip_path(obj: Any) -> bool:

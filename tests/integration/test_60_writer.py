@@ -549,6 +549,21 @@ def test_zarr_store_objects_urls_and_groups(tmp_path):
     assert (tmp_path / "f.ome.zarr" / "zarr.json").exists()
 
 
+def test_an_ozx_in_memory_is_a_zip(tmp_path):
+    """``memory://name.ozx`` (the name where a URL has its host) is zipped like any .ozx."""
+    import fsspec
+
+    image = image_array()
+    url = f"memory://xoz-60-{os.getpid()}-{id(tmp_path)}.ozx"
+    xoz.to_ome_zarr(image, url)
+    memory = fsspec.filesystem("memory")
+    assert memory.isfile(url) and memory.cat_file(url)[:2] == b"PK"
+    np.testing.assert_array_equal(xr.open_dataset(url, engine="ome-zarr")["img"], image)
+    with pytest.raises(OmeZarrError, match="0.5 or later"):
+        xoz.to_ome_zarr(image, url.replace(".ozx", "-b.ozx"), version="0.4")
+    memory.rm(url)
+
+
 @pytest.mark.parametrize(
     ("store", "kwargs", "message"),
     [

@@ -64,6 +64,10 @@ def test_kinds_of_names():
     assert is_zip_path(Path("dir/a.ozx/")) and not is_zip_path("a.zarr")
     assert not is_zip_path(zarr.storage.MemoryStore())
     assert url_path("https://x/data/a.ozx?q") == "/data/a.ozx" and url_path("a/b") == "a/b"
+    # fsspec's memory:// (and s3://...) have no host: the first name is part of the path
+    assert is_zip_path("memory://name.ozx") and url_path("memory://name.ozx") == "name.ozx"
+    assert url_path("s3://bucket/a.ozx") == "bucket/a.ozx"
+    assert not is_zip_path("https://data.zip/") and not is_zip_path("memory://name.ozx/a.zarr")
     assert local_path("file:///data/a.zarr") == "/data/a.zarr"
     assert local_path(Path("a.zarr")) == "a.zarr"
 
