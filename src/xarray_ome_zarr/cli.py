@@ -429,7 +429,7 @@ def _image_lines(node: Mapping[str, Any]) -> Iterator[str]:
     if node["labels"] is not None:
         rows.append(("labels", ", ".join(node["labels"]) or "-"))
     yield from _aligned(rows, indent="  ")
-    spatial = " ".join(a["name"] for a in axes if a["type"] in ("space", "time"))
+    spatial = " ".join(node["levels"][0]["scale"]) if node["levels"] else ""
     table: list[tuple[str, ...]] = [
         ("level", "path", "shape", "dtype", "chunks", "shards", f"scale ({spatial})",
          f"translation ({spatial})")

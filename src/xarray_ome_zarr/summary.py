@@ -2,9 +2,9 @@
 
 One walk of an opened tree gives a JSON-ready dict: every image (kind, name, version, axes,
 channel names, label images, and per level the path on disk, shape, dtype, chunks, shards,
-scale and translation of the space and time axes), plate, well and bioformats2raw collection,
-in hierarchy order. The command's text listing is printed from the same dict. Only metadata
-is read, never a chunk.
+scale and translation of every axis but the channel axis: space, time and custom types),
+plate, well and bioformats2raw collection, in hierarchy order. The command's text listing is
+printed from the same dict. Only metadata is read, never a chunk.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def info(
         collection, in hierarchy order, each with its ``path`` and ``kind``. An image has
         ``name``, ``version``, ``axes`` (``name``, ``type``, ``unit``), ``channels``,
         ``labels`` and ``levels`` (``name``, ``path``, ``shape``, ``dtype``, ``chunks``,
-        ``shards``, ``scale`` and ``translation`` by space/time axis).
+        ``shards``, ``scale`` and ``translation`` by axis, every axis but the channel
+        axis).
 
     Examples
     --------
@@ -117,7 +118,8 @@ def _image(
     label_names = None
     if labels is not None:
         label_names = [n for n, child in labels.children.items() if level_names(child)]
-    positional = [a["name"] for a in axes if a["type"] in ("space", "time")]
+    # every axis but the channel axis has a position: space, time and custom types alike
+    positional = [a["name"] for a in axes if a["type"] != "channel"]
     return {
         "path": node.path,
         "kind": "label image" if "image-label" in document else "image",
@@ -165,16 +167,22 @@ def _level(name: str, ds: xr.Dataset, positional: list[str]) -> dict[str, Any]:
         "shards": [int(s) for s in shards] if shards else None,
         "scale": {d: _scale_of(ds, d) for d in positional},
         "translation": {
-            d: float(ds.coords[d].values[0]) if d in ds.coords and ds.sizes[d] else None
+            d: float(ds.coords[d].values[0]) if _numeric(ds, d) and ds.sizes[d] else None
             for d in positional
         },
     }
 
 
-def _scale_of(ds: xr.Dataset, dim: str) -> float | None:
+def _numeric(ds: xr.Dataset, dim: str) -> bool:
+    """Whether ``dim`` has a coordinate of numbers (a custom axis may hold labels)."""
     coord = ds.coords.get(dim)
-    if coord is None:
+    return coord is not None and coord.dims == (dim,) and coord.dtype.kind in "iuf"
+
+
+def _scale_of(ds: xr.Dataset, dim: str) -> float | None:
+    if not _numeric(ds, dim):
         return None
+    coord = ds.coords[dim]
     scale = coord.attrs.get(SCALE_ATTR)
     if scale is None and coord.size > 1:
         scale = float(coord.values[1] - coord.values[0])

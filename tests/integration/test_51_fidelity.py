@@ -13,6 +13,7 @@ import zarr
 import xarray_ome_zarr as xoz
 
 from ..conftest import write_hand_image
+from ..fixtures.stores import angle_store
 
 #: The decoding keywords ``xr.open_dataset`` forwards to a backend.
 CF_KEYWORDS = {
@@ -141,35 +142,6 @@ def ome_multiscale(path) -> dict:
 def transforms(path, level: int = 0) -> tuple[list, list]:
     scale, translation = ome_multiscale(path)["datasets"][level]["coordinateTransformations"]
     return scale["scale"], translation["translation"]
-
-
-def angle_store(path) -> None:
-    """A 0.5 image with a custom ``angle`` axis: scale 90, translation 45. Written by hand:
-    no installed tool writes a translation on a custom axis (ome-zarr-py 0.18 writes the
-    scale only, see ``test_ome_zarr_py_custom_axis``); the metadata is what the spec allows."""
-    root = zarr.open_group(path, mode="w", zarr_format=3)
-    array = root.create_array(
-        "0", shape=(4, 6, 8), dtype="u2", chunks=(1, 6, 8), dimension_names=["angle", "y", "x"]
-    )
-    array[...] = np.arange(4 * 6 * 8, dtype="u2").reshape(4, 6, 8)
-    axes = [
-        {"name": "angle", "type": "angle", "unit": "degree"},
-        {"name": "y", "type": "space", "unit": "micrometer"},
-        {"name": "x", "type": "space", "unit": "micrometer"},
-    ]
-    datasets = [
-        {
-            "path": "0",
-            "coordinateTransformations": [
-                {"type": "scale", "scale": [90.0, 0.325, 0.325]},
-                {"type": "translation", "translation": [45.0, 87654.321, 1.5]},
-            ],
-        }
-    ]
-    root.attrs["ome"] = {
-        "version": "0.5",
-        "multiscales": [{"name": "img", "axes": axes, "datasets": datasets}],
-    }
 
 
 def test_a_custom_axis_gets_a_coordinate_and_selections_shift_it(tmp_path):

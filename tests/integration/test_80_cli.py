@@ -17,7 +17,7 @@ from xarray_ome_zarr import validate
 from xarray_ome_zarr.cli import chunk_spec, main
 
 from ..conftest import write_hand_image
-from ..fixtures.stores import hand_sharded_image, ome_zarr_py_plate
+from ..fixtures.stores import angle_store, hand_sharded_image, ome_zarr_py_plate
 
 COMMANDS = ["info", "validate", "convert", "demo"]
 HAS_WRITER = hasattr(xoz, "to_ome_zarr")
@@ -182,6 +182,18 @@ def test_info_labels_shards_plate(tmp_path, capsys):
     assert "/: plate 'test plate', 2 rows × 2 columns (A-B × 1-2), 3 wells" in out
     assert "/A/1: well, 2 fields (0, 1)" in out
     assert "/B/2/0: image" in out
+
+
+def test_info_shows_a_custom_axis_geometry(tmp_path, capsys):
+    """An axis of a custom type (``angle``, scale 90, translation 45) is listed with its
+    scale and translation, as space and time axes are."""
+    angle_store(tmp_path / "a.ome.zarr")
+    _, out, _ = _run(capsys, "info", str(tmp_path / "a.ome.zarr"))
+    assert "scale (angle y x)" in out and "translation (angle y x)" in out
+    assert "90 0.325 0.325" in out and "45 87654.3 1.5" in out
+    level = xoz.info(tmp_path / "a.ome.zarr")["nodes"][0]["levels"][0]
+    assert level["scale"] == {"angle": 90.0, "y": 0.325, "x": 0.325}
+    assert level["translation"] == {"angle": 45.0, "y": 87654.321, "x": 1.5}
 
 
 def test_info_on_nothing_is_one_error_line(tmp_path, capsys):
