@@ -92,7 +92,7 @@ def open_ome_dataset(store: Any, **kwargs: Any) -> xr.Dataset:
     -------
     xarray.Dataset
         One variable (named after the multiscale, else ``image``) with pixel-centre
-        coordinates in physical units; the OME metadata in ``attrs``.
+        coordinates in physical units; the group's OME metadata in ``attrs["ome_group_attrs"]``.
 
     Examples
     --------

@@ -17,6 +17,7 @@ from typing import Any
 import xarray as xr
 
 from .layout import (
+    DATAARRAY_GROUP_KEYS,
     AxisGeometry,
     ImageLevel,
     image_level,
@@ -24,6 +25,7 @@ from .layout import (
     tree_attrs,
     tree_levels,
 )
+from .node_attrs import attached_group_attrs
 
 
 # ---- the accessors ------------------------------------------------------------------------
@@ -73,6 +75,25 @@ class OmeAccessor:
             {"type": "scale", "scale": [axis.scale for axis in geometry]},
             {"type": "translation", "translation": [axis.translation for axis in geometry]},
         ]
+
+    @property
+    def group_attrs(self) -> dict[str, Any]:
+        """The zarr group's attributes of this node (the image's; a plate's, a well's...).
+
+        The very dict ``attrs["ome_group_attrs"]``, where the reader keeps them verbatim, so
+        editing it in place is what ``xoz.to_ome_zarr`` and ``xoz.write_metadata`` write:
+        ``ds.ome.group_attrs["ome"]["omero"]["channels"][0]["color"] = "FF00FF"``. Other
+        top-level attrs of a Dataset or DataTree node (``ds.attrs["experiment"] = "x"``)
+        are written as group attributes too, beside these. On an object without
+        ``ome_group_attrs``, the group attributes spelled at the top level of ``attrs``
+        (``attrs={"ome": {...}}``) are moved into a new one first: what is written does
+        not change.
+        """
+        attrs = self._obj.attrs
+        if isinstance(self._obj, xr.DataArray):
+            carries = any(k in attrs for k in DATAARRAY_GROUP_KEYS)
+            return attached_group_attrs(attrs, list(attrs) if carries else [])
+        return attached_group_attrs(attrs, list(attrs))
 
     @property
     def coordinate_systems(self) -> dict[str, list[dict[str, Any]]]:

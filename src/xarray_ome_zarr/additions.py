@@ -32,6 +32,7 @@ from .layout import as_image_dataarray, check_label, level_number
 from .multiscale import to_multiscale
 from .ngff.emit import convert_blocks, group_attributes, split_source
 from .ngff.parse import parse_node
+from .node_attrs import group_attrs, node_attrs
 from .reader import open_ome_dataset
 from .store import is_url, local_path, open_store
 from .targets import LocalTarget, StoreTarget, Target
@@ -241,7 +242,7 @@ def image_levels(addition: Addition) -> list[xr.Dataset]:
     """The levels of the image a label image is added to, opened lazily (metadata only)."""
     group = addition.image or None
     first = open_ome_dataset(addition.root, group=group, level=0, validate=False)
-    multiscales = split_source(first.attrs).multiscales
+    multiscales = split_source(group_attrs(first.attrs)).multiscales
     count = len(multiscales[0].get("datasets") or []) if multiscales else 1
     rest = [
         open_ome_dataset(addition.root, group=group, level=i, validate=False)
@@ -281,7 +282,7 @@ def label_input(
         if not names:
             raise OmeZarrError(f"{where}: the DataTree holds no levels scale0..scaleN")
         arrays = [as_image_dataarray(obj.children[n].to_dataset(), where)[0] for n in names]
-        attrs: Mapping[Any, Any] = dict(obj.attrs)
+        attrs: Mapping[Any, Any] = group_attrs(obj.attrs, where)
     else:
         array, attrs = as_image_dataarray(obj, where)
         arrays = [array]
@@ -321,7 +322,7 @@ def label_input(
         )
         out[f"scale{i}"] = array.to_dataset(name=str(array.name or "image"))
     tree = xr.DataTree.from_dict(out)
-    tree.attrs = dict(attrs)
+    tree.attrs = node_attrs(attrs)
     return tree
 
 
@@ -490,7 +491,7 @@ def _acquisition_for(addition: Addition, well_path: str, images: list[dict[str, 
 def _well_images(written: Any) -> list[dict[str, Any]]:
     if not isinstance(written, xr.DataTree):
         return []
-    well = _blocks({str(k): v for k, v in written.attrs.items()}).get("well") or {}
+    well = _blocks(group_attrs(written.attrs)).get("well") or {}
     return [dict(i) for i in well.get("images") or [] if isinstance(i, Mapping)]
 
 

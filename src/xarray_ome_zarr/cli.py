@@ -598,9 +598,11 @@ def demo_tree(shape: tuple[int, int, int, int] = (2, 16, 128, 128), seed: int = 
     }
     return xr.DataTree.from_dict(
         {
-            "/": xr.Dataset(attrs={"omero": omero}),
+            "/": xr.Dataset(attrs={"ome_group_attrs": {"omero": omero}}),
             "/scale0": image.to_dataset(),
-            "/labels/nuclei": xr.Dataset(attrs={"image-label": {"colors": colors}}),
+            "/labels/nuclei": xr.Dataset(
+                attrs={"ome_group_attrs": {"image-label": {"colors": colors}}}
+            ),
             "/labels/nuclei/scale0": label_image.to_dataset(),
         }
     )

@@ -37,6 +37,7 @@ from .ngff.v06 import (
     normalise_spelling,
     scene_image_paths,
 )
+from .node_attrs import written_by_xarray_hint
 from .pyramid_state import MARKER_KEY, stale_from, stale_message
 from .pyramid_state import RULE as PYRAMID_INCOMPLETE
 from .store import corrupt_document
@@ -487,7 +488,8 @@ class Walker:
                 msg = "a 'labels' group without a labels list: its label images cannot be found"
                 self.findings.add(node, "labels", msg, "warning")
         elif not meta.is_ome:
-            self.findings.error(node, ROOT_KEY, "no OME-Zarr metadata in this group")
+            hint = written_by_xarray_hint(group.attrs.asdict())
+            self.findings.error(node, ROOT_KEY, f"no OME-Zarr metadata in this group{hint}")
         if meta.scene is not None:
             self.scene(out)
         return out

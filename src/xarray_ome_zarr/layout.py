@@ -50,6 +50,7 @@ from .ngff.emit import (
 from .ngff.emit_v06 import stored_multiscale_06
 from .ngff.model import TYPE_BY_NAME, Axis, Multiscale
 from .ngff.parse import split_attributes
+from .node_attrs import GROUP_ATTRS, OWN_KEYS, PATH_ATTR, group_attrs
 from .transforms import block_factor, level_geometry, scale_translation, tidy
 
 #: Coordinate attribute holding the axis type.
@@ -58,8 +59,6 @@ TYPE_ATTR = "axis_type"
 SCALE_ATTR = "scale"
 #: Coordinate attribute holding the unit (the CF and spatial-image name).
 UNITS_ATTR = "units"
-#: Level Dataset attribute recording the level's dataset path on disk.
-PATH_ATTR = "ome_dataset_path"
 #: Name of the data variable when the multiscale has no usable name.
 DEFAULT_NAME = "image"
 #: Axis types whose coordinates are positions.
@@ -69,6 +68,7 @@ LEVEL_NAME = re.compile(r"scale(\d+)")
 
 __all__ = [
     "DEFAULT_NAME",
+    "GROUP_ATTRS",
     "LEVEL_NAME",
     "PATH_ATTR",
     "SCALE_ATTR",
@@ -353,7 +353,7 @@ class ImageLevel:
 # ---- from objects to levels -------------------------------------------------------------
 def tree_attrs(tree: xr.DataTree) -> Mapping[Any, Any]:
     """The attrs of an image node; for a level node, its parent's (where the OME block is)."""
-    if stored_axes(tree.attrs) or tree.parent is None:
+    if stored_axes(group_attrs(tree.attrs)) or tree.parent is None:
         return tree.attrs
     return tree.parent.attrs
 
@@ -361,7 +361,7 @@ def tree_attrs(tree: xr.DataTree) -> Mapping[Any, Any]:
 def tree_levels(tree: xr.DataTree, upto: int | None = None) -> list[ImageLevel]:
     """The levels of an image node (all, or up to index ``upto``), length-1 scales inferred."""
     where = tree_where(tree)
-    stored = stored_axes(tree.attrs)
+    stored = stored_axes(group_attrs(tree.attrs, where))
     names = level_names(tree)
     levels: list[ImageLevel] = []
     for name in names if upto is None else names[: upto + 1]:
@@ -403,7 +403,8 @@ def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str =
     if isinstance(obj, xr.Dataset):
         path = obj.attrs.get(PATH_ATTR)
         where = f"Dataset at level path {path!r}" if path else "Dataset"
-        return ImageLevel(single_array(obj, where), where, stored_axes(obj.attrs), dataset=obj)
+        stored = stored_axes(group_attrs(obj.attrs, where))
+        return ImageLevel(single_array(obj, where), where, stored, dataset=obj)
     if isinstance(obj, xr.DataTree):
         where = tree_where(obj)
         if not level_names(obj):
@@ -412,9 +413,8 @@ def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str =
             dataset = obj.to_dataset()
             if not dataset.data_vars:
                 raise OmeZarrError(f"{where}: not an image: no scale0..N children, no data")
-            return ImageLevel(
-                single_array(dataset, where), where, stored_axes(tree_attrs(obj)), dataset=dataset
-            )
+            stored = stored_axes(group_attrs(tree_attrs(obj), where))
+            return ImageLevel(single_array(dataset, where), where, stored, dataset=dataset)
         index = level_names(obj).index(level_name(obj, level, where))
         return tree_levels(obj, upto=index)[index]
     raise OmeZarrError(
@@ -426,10 +426,23 @@ def image_level(obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str =
 def split_dataarray_attrs(
     attrs: Mapping[Any, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(group attrs, array attrs) of a DataArray: OME group attributes when it carries them."""
-    if "ome" in attrs or "multiscales" in attrs or any(k in attrs for k in OME_KEYS):
-        return dict(attrs), {}
+    """(group attrs, array attrs) of a DataArray.
+
+    With ``attrs["ome_group_attrs"]``, the group attributes are it and the top-level OME
+    blocks, the other attrs the array's; without it, all its attrs are group attributes
+    when any is an OME block (the spelling from before the nested key), else none is.
+    """
+    if GROUP_ATTRS in attrs:
+        group = {k: v for k, v in attrs.items() if k == GROUP_ATTRS or k in DATAARRAY_GROUP_KEYS}
+        rest = {k: v for k, v in attrs.items() if k not in group and str(k) not in OWN_KEYS}
+        return group_attrs(group, "DataArray"), rest
+    if any(k in attrs for k in DATAARRAY_GROUP_KEYS):
+        return group_attrs(attrs, "DataArray"), {}
     return {}, dict(attrs)
+
+
+#: Top-level keys that make a DataArray's attrs group attributes (OME blocks).
+DATAARRAY_GROUP_KEYS = ("ome", "multiscales", *OME_KEYS)
 
 
 def source_of(
@@ -450,12 +463,11 @@ def as_image_dataarray(
 ) -> tuple[xr.DataArray, dict[str, Any]]:
     """(the image's DataArray, the group attributes that come with it)."""
     if isinstance(image, xr.Dataset):
-        attrs = {k: v for k, v in image.attrs.items() if k != PATH_ATTR}
-        return single_array(image, where), attrs
+        return single_array(image, where), group_attrs(image.attrs, where)
     if not isinstance(image, xr.DataArray):
         raise OmeZarrError(f"expected a DataArray or Dataset, got {type(image).__name__}")
-    group_attrs, array_attrs = split_dataarray_attrs(image.attrs)
-    return image.copy(deep=False).assign_attrs(array_attrs) if group_attrs else image, group_attrs
+    stored, array_attrs = split_dataarray_attrs(image.attrs)
+    return image.copy(deep=False).assign_attrs(array_attrs) if stored else image, stored
 
 
 # ---- writing the convention: an image's group attributes from its levels ----------------

@@ -25,6 +25,7 @@ from .existing import look_at, node_path, version_for
 from .layout import PATH_ATTR, as_image_dataarray, level_names
 from .ngff.emit import split_source
 from .ngff.parse import parse_node
+from .node_attrs import group_attrs, node_attrs
 from .reader import open_ome_groups
 from .store import open_store
 from .targets import Plan
@@ -82,7 +83,7 @@ def write_metadata(
     --------
     >>> ds = xr.open_dataset("cells.ome.zarr", engine="ome-zarr")          # doctest: +SKIP
     >>> ds = ds.assign_coords(c=["nuclei", "membrane"])                    # doctest: +SKIP
-    >>> ds.attrs["ome"]["omero"]["channels"][0]["color"] = "FF00FF"        # doctest: +SKIP
+    >>> ds.ome.group_attrs["ome"]["omero"]["channels"][0]["color"] = "FF00FF"  # doctest: +SKIP
     >>> xoz.write_metadata(ds, "cells.ome.zarr")                           # doctest: +SKIP
     """
     path = node_path(group)
@@ -153,7 +154,7 @@ def _as_tree(obj: Any, stored: xr.DataTree, name: str, path: str) -> Any:
     array, attrs = as_image_dataarray(obj, f"store {name!r}, node {'/' + path!r}")
     _check_level(obj, array, stored, levels, name, path)
     out = stored.copy()
-    out.attrs = dict(attrs) if attrs else dict(stored.attrs)
+    written = dict(attrs) if attrs else group_attrs(stored.attrs)
     first = stored[levels[0]].to_dataset()
     old = next(iter(first.data_vars))
     new_name = str(array.name) if array.name is not None else str(old)
@@ -162,7 +163,8 @@ def _as_tree(obj: Any, stored: xr.DataTree, name: str, path: str) -> Any:
         renamed = [str(v) for v in array[channel].values]
         before = [str(v) for v in first[channel].values]
         if len(renamed) == len(before) and renamed != before:
-            out.attrs = _relabelled(out.attrs, before, renamed)
+            written = _relabelled(written, before, renamed)
+    out.attrs = node_attrs(written)
     for level in levels:
         ds = stored[level].to_dataset()
         ds = ds.rename({old: new_name}) if new_name != old else ds

@@ -42,6 +42,7 @@ from .layout import (
     source_of,
     variable_name,
 )
+from .node_attrs import node_attrs
 from .transforms import coordinate_values, downsampled
 
 #: Downsampling methods, by name.
@@ -478,8 +479,9 @@ def to_multiscale(
     Returns
     -------
     xarray.DataTree
-        The image in the in-memory model: its attrs are OME 0.5 group attributes describing
-        the levels, each level a Dataset with one variable and its own coordinates.
+        The image in the in-memory model: its ``attrs["ome_group_attrs"]`` are OME 0.5 group
+        attributes describing the levels, each level a Dataset with one variable and its own
+        coordinates.
 
     Raises
     ------
@@ -508,7 +510,7 @@ def to_multiscale(
     attrs = image_attributes(
         datasets, group_attrs, "0.5", type=used, metadata=method_metadata(used, scale_factors)
     )
-    tree = {"/": xr.Dataset(attrs=attrs)}
+    tree = {"/": xr.Dataset(attrs=node_attrs(attrs))}
     tree.update({f"/scale{i}": ds for i, ds in enumerate(datasets)})
     return xr.DataTree.from_dict(tree)
 

@@ -18,6 +18,7 @@ import xarray as xr
 from .errors import OmeZarrError
 from .ngff.transformations import FieldGrid, TransformGraph, graph_of_document
 from .ngff.v06 import is_06, normalise_spelling, scene_image_paths
+from .node_attrs import SYSTEM_ATTR, group_attrs
 
 
 def _document(attrs: Mapping[Any, Any]) -> Mapping[str, Any] | None:
@@ -27,10 +28,15 @@ def _document(attrs: Mapping[Any, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _node_document(attrs: Mapping[Any, Any]) -> Mapping[str, Any] | None:
+    """The 0.6 document of an xarray node's attrs (its group attributes')."""
+    return _document(group_attrs(attrs))
+
+
 def _document_node(obj: Any) -> Any:
     """The node of an opened tree whose attrs hold the document (a level: its image)."""
     node = obj
-    while _document(node.attrs) is None and node.parent is not None and not node.children:
+    while _node_document(node.attrs) is None and node.parent is not None and not node.children:
         node = node.parent
     return node
 
@@ -45,18 +51,18 @@ def graph_of(obj: Any) -> TransformGraph:
     if isinstance(obj, xr.DataTree):
         node = _document_node(obj)  # a level node: its image holds the document
         for sub in node.subtree:
-            doc = _document(sub.attrs)
+            doc = _node_document(sub.attrs)
             if doc is not None:
                 prefix = sub.relative_to(node) if sub is not node else ""
                 graph_of_document(doc, "", "" if prefix == "." else prefix, graph)
     elif isinstance(obj, xr.Dataset | xr.DataArray):
-        doc = _document(obj.attrs)
+        doc = _node_document(obj.attrs)
         if doc is not None:
             graph_of_document(doc, "", "", graph)
     if not graph.systems and not graph.edges:
         raise OmeZarrError(
             "no OME-Zarr 0.6 coordinate systems here: transform_points needs a 0.6 image, "
-            "multiscale or scene (its attrs keep the 'ome' document)"
+            "multiscale or scene (its attrs['ome_group_attrs'] keep the 'ome' document)"
         )
     return graph
 
@@ -148,7 +154,7 @@ def source_loader(obj: Any, storage_options: dict[str, Any] | None) -> Any:
         node, source, group_path = obj, obj.encoding.get("source"), ""
     else:
         return None
-    document = node.attrs.get("ome")
+    document = group_attrs(node.attrs).get("ome")
     if not isinstance(source, str) or document is None:
         return None
 
@@ -229,16 +235,14 @@ def coordinate_transformations(obj: Any) -> list[dict[str, Any]]:
 def own_system(obj: Any) -> Any:
     """The system an opened object's coordinates are in: the one ``coordinate_system=``
     chose, else the image's own (the datasets' output system)."""
-    from .systems import SYSTEM_ATTR
-
     chosen = obj.attrs.get(SYSTEM_ATTR) if hasattr(obj, "attrs") else None
     if isinstance(chosen, str):
         return chosen
     node = obj
     if isinstance(obj, xr.DataTree):
-        while _document(node.attrs) is None and node.parent is not None:
+        while _node_document(node.attrs) is None and node.parent is not None:
             node = node.parent
-    doc = _document(node.attrs) or {}
+    doc = _node_document(node.attrs) or {}
     for ms in doc.get("multiscales") or ():
         for ds in ms.get("datasets") or ():
             for t in ds.get("coordinateTransformations") or ():

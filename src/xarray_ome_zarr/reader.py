@@ -34,6 +34,7 @@ from .ngff.limits import MAX_DASK_BLOCKS, dask_chunks
 from .ngff.model import TYPE_BY_NAME, Multiscale, NodeMeta, Omero
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import is_06
+from .node_attrs import node_attrs, written_by_xarray_hint
 from .plate_view import plate_dataset
 from .store import open_root
 from .systems import add_to_graph, express_in, find_system, image_system, missing_system_error
@@ -302,7 +303,7 @@ class NodeReader:
         self, node: Node, drop_variables: Iterable[str], prefix: str = ""
     ) -> dict[str, xr.Dataset]:
         """A walked node and those below it as Datasets: an image's levels are ``scaleN``."""
-        out = {"": xr.Dataset(attrs=node.group.attrs.asdict())}
+        out = {"": xr.Dataset(attrs=node_attrs(node.group.attrs.asdict()))}
         meta = node.meta
         if meta is not None and meta.is_image:
             shapes = node.shapes or tuple(tuple(a.shape) for a in node.levels)
@@ -424,8 +425,8 @@ def open_ome_dataset(
 ) -> xr.Dataset:
     """Open one resolution level of the OME-Zarr image at ``store``/``group``.
 
-    The Dataset's attrs are the image group's attributes, verbatim, plus the level's
-    dataset path under ``ome_dataset_path``. See ``xarray.open_dataset`` with
+    The Dataset's ``attrs["ome_group_attrs"]`` are the image group's attributes, verbatim;
+    ``attrs["ome_dataset_path"]`` is the level's dataset path. See ``xarray.open_dataset`` with
     ``engine="ome-zarr"`` for chunking. ``validate=False`` skips the schema check;
     ``strict=True`` refuses the deviations from the spec that are otherwise read with a
     warning (``docs/errors.md``).
@@ -452,17 +453,18 @@ def open_ome_dataset(
         meta = reader.meta(opened.group, node)
         if meta.plate is not None and not meta.is_image and coordinate_system is None:
             ds = reader.plate_view(opened.group, node, level, drop_variables)
-            ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
+            ds.attrs = {**node_attrs(opened.group.attrs.asdict()), **ds.attrs}
             ds.set_close(opened.close)
             return ds
         if not meta.is_image:
+            hint = written_by_xarray_hint(opened.group.attrs.asdict()) if not meta.is_ome else ""
             raise OmeZarrError(
-                f"{reader.where(node)}: is not a multiscale image ({_kind(meta)}); "
-                "pass group= to choose an image, or use xr.open_datatree"
+                f"{reader.where(node)}: is not a multiscale image ({_kind(meta)})"
+                + (hint or "; pass group= to choose an image, or use xr.open_datatree")
             )
         index = reader.level_index(reader.first_multiscale(meta, node), level, node)
         ds = reader.level_dataset(opened.group, meta, index, node, drop_variables)
-        ds.attrs = {**opened.group.attrs.asdict(), **ds.attrs}
+        ds.attrs = {**node_attrs(opened.group.attrs.asdict()), **ds.attrs}
         if coordinate_system is not None:
             add_to_graph(reader.graph, meta, "", reader.where(node))
             ds = reader.in_system(ds, meta, "", node)

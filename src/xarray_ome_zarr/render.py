@@ -22,6 +22,7 @@ import xarray as xr
 
 from .errors import OmeZarrError
 from .layout import TYPE_ATTR, image_level, ome_document, tree_attrs
+from .node_attrs import group_attrs
 
 __all__ = ["Channel", "render", "show", "write_png"]
 
@@ -97,8 +98,8 @@ def _array_and_attrs(
     obj: xr.DataArray | xr.Dataset | xr.DataTree, level: int | str
 ) -> tuple[xr.DataArray, Mapping[str, Any]]:
     if isinstance(obj, xr.DataTree):
-        return image_level(obj, level).array, tree_attrs(obj)
-    return image_level(obj).array, obj.attrs
+        return image_level(obj, level).array, group_attrs(tree_attrs(obj))
+    return image_level(obj).array, group_attrs(obj.attrs)
 
 
 def _axis_type(array: xr.DataArray, dim: Hashable) -> str | None:

@@ -24,6 +24,7 @@ from .layout import (
     stored_axes,
 )
 from .ngff.parse import parse_plate, parse_well
+from .node_attrs import group_attrs
 
 __all__ = ["describe_tree", "info"]
 
@@ -83,7 +84,7 @@ def describe_tree(tree: xr.DataTree) -> list[dict[str, Any]]:
 
 
 def _walk(node: xr.DataTree, out: list[dict[str, Any]]) -> None:
-    version, document = ome_document(_str_keys(node.attrs))
+    version, document = ome_document(group_attrs(node.attrs))
     levels = level_names(node)
     if levels:
         out.append(_image(node, version, document, levels))
@@ -109,7 +110,7 @@ def _image(
     first = datasets[0][1]
     variable = _variable(first)
     dims = variable.dims if variable is not None else tuple(first.dims)
-    axes = _axes(first, dims, _str_keys(node.attrs))
+    axes = _axes(first, dims, group_attrs(node.attrs))
     channel = next((a["name"] for a in axes if a["type"] == "channel"), None)
     channels = None
     if channel is not None and channel in first.coords:
@@ -130,10 +131,6 @@ def _image(
         "labels": label_names,
         "levels": [_level(level, ds, positional) for level, ds in datasets],
     }
-
-
-def _str_keys(attrs: Mapping[Any, Any]) -> dict[str, Any]:
-    return {str(k): v for k, v in attrs.items()}
 
 
 def _variable(ds: xr.Dataset) -> xr.DataArray | None:

@@ -31,10 +31,10 @@ from .ngff.transformations import (
     graph_of_document,
 )
 from .ngff.v06 import is_06, normalise_spelling
+from .node_attrs import SYSTEM_ATTR
 
-#: Dataset attribute naming the coordinate system the coordinates are in, when
-#: ``coordinate_system=`` chose one other than the image's own.
-SYSTEM_ATTR = "ome_coordinate_system"
+#: ``SYSTEM_ATTR``: the Dataset attribute naming the coordinate system the coordinates are
+#: in, when ``coordinate_system=`` chose one other than the image's own (:mod:`.node_attrs`).
 
 
 def add_to_graph(graph: TransformGraph, meta: NodeMeta | None, prefix: str, where: str) -> None:

@@ -60,6 +60,7 @@ from .ngff.emit_v06 import own_system_name, stored_multiscale_06, stored_paths
 from .ngff.parse import parse_node
 from .ngff.transformations import TransformGraph
 from .ngff.v06 import dangling_scene_references, lost_in
+from .node_attrs import group_attrs
 from .store import is_zip_path, store_name
 from .stored_data import source_group, stored_copies, tree_source_group
 from .systems import SYSTEM_ATTR, back_to_own_system
@@ -436,10 +437,11 @@ def _image_from_node(
                 "an image node keeps its pixels in scale0..scaleN only"
             )
         opened = [child.to_dataset(inherit=True) for _, child in levels]
-        datasets = [_own_coordinates(ds, top, path, node.attrs, where) for ds in opened]
+        attrs = group_attrs(node.attrs, where)
+        datasets = [_own_coordinates(ds, top, path, attrs, where) for ds in opened]
         return ImageInput(
             node=path,
-            attrs=node.attrs,
+            attrs=attrs,
             levels=[
                 level_array(ds, f"{where}/{c.name}")
                 for ds, (_, c) in zip(datasets, levels, strict=True)
@@ -449,8 +451,8 @@ def _image_from_node(
         )
     if node.data_vars:
         alone = node.to_dataset(inherit=True)
-        ds = _own_coordinates(alone, top, path, alone.attrs, where)
-        attrs = {k: v for k, v in ds.attrs.items() if k != PATH_ATTR}
+        attrs = group_attrs(alone.attrs, where)
+        ds = _own_coordinates(alone, top, path, attrs, where)
         return ImageInput(
             path, attrs, [level_array(ds, where)], [ds.attrs.get(PATH_ATTR)], chosen=_chosen(alone)
         )
@@ -460,7 +462,7 @@ def _image_from_node(
 def _single_image(obj: xr.DataArray | xr.Dataset) -> ImageInput:
     chosen = _chosen(obj)
     if isinstance(obj, xr.Dataset):
-        obj = _own_coordinates(obj, None, "", obj.attrs, _where(""))
+        obj = _own_coordinates(obj, None, "", group_attrs(obj.attrs, _where("")), _where(""))
     array, attrs = as_image_dataarray(obj, _where(""))
     path = obj.attrs.get(PATH_ATTR) if isinstance(obj, xr.Dataset) else None
     return ImageInput("", attrs, [array], [path], chosen=chosen)
@@ -545,7 +547,7 @@ class Planner:
                 f"{', '.join(map(repr, wanted))}, kept beside the image in the store it was "
                 "opened from; that source is not known here (the pixels are in memory or "
                 "computed, not read lazily from a store): write the object as opened, or "
-                "remove those transforms from attrs['ome']"
+                "remove those transforms from obj.ome.group_attrs['ome']"
             )
         for path in wanted:
             for copied in stored_copies(group, path, where):
@@ -566,10 +568,11 @@ class Planner:
 
     def group(self, node: xr.DataTree, path: str) -> None:
         """Plan a group that is not an image: its OME blocks converted, listings refreshed."""
-        refuse_lossy_06(node.attrs, self.options.version, _where(path))
-        source = split_source(node.attrs, _where(path))
+        stored = group_attrs(node.attrs, _where(path))
+        refuse_lossy_06(stored, self.options.version, _where(path))
+        source = split_source(stored, _where(path))
         if not source.is_ome:
-            self.plan.groups[path] = jsonable(dict(node.attrs))
+            self.plan.groups[path] = jsonable(stored)
             return
         blocks = convert_blocks(source.blocks, source.version, self.options.version)
         _refresh_listings(blocks, node)
@@ -589,7 +592,7 @@ class Planner:
             image.label = label
             self.image(image)
             skip = {str(c.name) for _, c in _level_children(node)}
-        elif node.name == "labels" and not node.attrs and _is_image_parent(node):
+        elif node.name == "labels" and not group_attrs(node.attrs) and _is_image_parent(node):
             self.plan.groups[path] = group_attributes(
                 self.options.version, {"labels": _image_children(node)}
             )
@@ -614,7 +617,7 @@ def _is_image_parent(node: xr.DataTree) -> bool:
         return False
     if _level_children(parent) or parent.data_vars:
         return True
-    return split_source(parent.attrs).multiscales is not None
+    return split_source(group_attrs(parent.attrs)).multiscales is not None
 
 
 def _image_children(node: xr.DataTree) -> list[str]:
@@ -645,7 +648,7 @@ def _complete_plate(blocks: dict[str, Any], node: xr.DataTree) -> None:
             well_attrs = node[path].attrs
         except KeyError:
             continue
-        well_block = split_source(well_attrs).blocks.get("well")
+        well_block = split_source(group_attrs(well_attrs)).blocks.get("well")
         images = well_block.get("images") if isinstance(well_block, dict) else None
         per_acquisition: dict[Any, int] = {}
         for image in images if isinstance(images, list) else ():
@@ -1156,7 +1159,7 @@ def _is_well(obj: Any) -> bool:
     if not isinstance(obj, xr.DataTree):
         return False
     try:
-        return "well" in split_source(obj.attrs).blocks
+        return "well" in split_source(group_attrs(obj.attrs)).blocks
     except OmeZarrError:
         return False
 

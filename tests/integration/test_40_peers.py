@@ -50,7 +50,7 @@ def test_tree_matches_what_was_written(store):
                     assert ds[axis].attrs["scale"] == pytest.approx(level.scale[axis])
             if image.channel_names:
                 assert list(ds["c"].values) == image.channel_names
-        attrs = _ome(image_node.attrs)
+        attrs = _ome(image_node.ome.group_attrs)
         if image.omero is not None:
             assert attrs["omero"] == image.omero
         if image.is_label:
@@ -63,11 +63,11 @@ def test_tree_matches_what_was_written(store):
         labels_node = dt[_join(parent, "labels")]
         assert set(names) <= set(labels_node.children)
     if store.plate is not None:
-        assert _ome(dt.attrs)["plate"] == store.plate
+        assert _ome(dt.ome.group_attrs)["plate"] == store.plate
         for well_path, well in (store.wells or {}).items():
-            assert _ome(dt[well_path].attrs)["well"] == well
+            assert _ome(dt[well_path].ome.group_attrs)["well"] == well
     if store.series is not None:
-        assert _ome(dt["OME"].attrs)["series"] == store.series
+        assert _ome(dt["OME"].ome.group_attrs)["series"] == store.series
         assert set(store.series) <= set(dt.children)
 
 

@@ -59,7 +59,8 @@ def test_open_dataset_geometry_and_metadata(hand_image):
         assert ds[dim].attrs["units"] == "micrometer"
         assert ds[dim].attrs["scale"] == SCALE[i]
     assert list(ds["c"].values) == CHANNELS
-    omero = ds.attrs["ome"]["omero"] if version == "0.5" else ds.attrs["omero"]
+    attrs = ds.ome.group_attrs
+    omero = attrs["ome"]["omero"] if version == "0.5" else attrs["omero"]
     assert [c["label"] for c in omero["channels"]] == CHANNELS
     assert ds.attrs["ome_dataset_path"] == "0"
     enc = da.encoding

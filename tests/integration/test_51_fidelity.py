@@ -12,7 +12,7 @@ import zarr
 
 import xarray_ome_zarr as xoz
 
-from ..conftest import write_hand_image
+from ..conftest import pixels, write_hand_image
 from ..fixtures.stores import angle_store
 
 #: The decoding keywords ``xr.open_dataset`` forwards to a backend.
@@ -58,6 +58,146 @@ def test_drop_variables_drops_coordinates(hand_store):
     assert all("y" not in tree[level].coords for level in ("scale0", "scale1"))
     # the data variable too, as before
     assert not xr.open_dataset(hand_store, engine="ome-zarr", drop_variables="cells").data_vars
+
+
+# ---- xarray's own writers make no OME claim ----------------------------------------------------
+#: The group attributes that claim a group is OME-Zarr.
+OME_CLAIMS = (
+    "ome",
+    "multiscales",
+    "plate",
+    "well",
+    "labels",
+    "image-label",
+    "bioformats2raw.layout",
+)
+
+
+@pytest.fixture(scope="module", params=["0.4", "0.5"])
+def labelled_store(request, tmp_path_factory):
+    """A hand-written 2-level image of ``version`` with a label image."""
+    path = tmp_path_factory.mktemp("labelled") / "img.ome.zarr"
+    write_hand_image(path, request.param, pixels((2, 4, 12, 10)))
+    nuclei = np.zeros((4, 12, 10), "uint32")
+    nuclei[:, 2:9, 3:7] = 1
+    xoz.to_ome_zarr(nuclei, path, group="labels/nuclei", mode="a", version=request.param)
+    return path, request.param
+
+
+def claims(path) -> dict[str, list[str]]:
+    """The OME keys in each group's attributes of the zarr store at ``path``."""
+    root = zarr.open_group(path, mode="r")
+    groups = [("/", root)]
+    groups += [(f"/{n}", m) for n, m in root.members(max_depth=None) if isinstance(m, zarr.Group)]
+    found = {name: sorted(k for k in g.attrs.asdict() if k in OME_CLAIMS) for name, g in groups}
+    return {name: keys for name, keys in found.items() if keys}
+
+
+def write_with_xarray(ds, dt, version, zarr_format, tmp_path):
+    """``ds.to_zarr`` and ``dt.to_zarr`` into ``ds.zarr`` and ``dt.zarr``; into the other zarr
+    format than the source's without the stored codecs (xarray's own rule, not ours)."""
+    if zarr_format != (3 if version == "0.5" else 2):
+        ds = ds.drop_encoding()
+        dt = dt.map_over_datasets(lambda d: d.drop_encoding())
+    ds.to_zarr(tmp_path / "ds.zarr", zarr_format=zarr_format, consolidated=False)
+    dt.to_zarr(tmp_path / "dt.zarr", zarr_format=zarr_format, consolidated=False)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_xarrays_to_zarr_of_an_opened_object_makes_no_ome_claim(
+    labelled_store, zarr_format, tmp_path
+):
+    path, version = labelled_store
+    ds = xr.open_dataset(path, engine="ome-zarr", level=0)
+    dt = xr.open_datatree(path, engine="ome-zarr")
+    write_with_xarray(ds, dt, version, zarr_format, tmp_path)
+    for written in ("ds.zarr", "dt.zarr"):
+        assert claims(tmp_path / written) == {}
+        with pytest.raises(xoz.OmeZarrError, match="not a multiscale image") as err:
+            xr.open_dataset(tmp_path / written, engine="ome-zarr")
+        for hint in ("xarray's own to_zarr", "engine='zarr'", "xoz.to_ome_zarr"):
+            assert hint in str(err.value)
+    with pytest.raises(xoz.OmeZarrError, match="no OME-Zarr metadata.*xarray's own to_zarr"):
+        xr.open_datatree(tmp_path / "dt.zarr", engine="ome-zarr")
+
+
+def _document(group_attrs):
+    """The OME document of group attributes, 0.5 (``ome``) or earlier."""
+    return group_attrs.get("ome", group_attrs)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_what_xarrays_to_zarr_wrote_turns_back_into_the_same_ome_zarr(
+    labelled_store, zarr_format, tmp_path
+):
+    path, version = labelled_store
+    ds = xr.open_dataset(path, engine="ome-zarr", level=0)
+    dt = xr.open_datatree(path, engine="ome-zarr")
+    write_with_xarray(ds, dt, version, zarr_format, tmp_path)
+
+    xoz.to_ome_zarr(xr.open_zarr(tmp_path / "ds.zarr"), tmp_path / "ds.ome.zarr", version=version)
+    assert xoz.validate(tmp_path / "ds.ome.zarr", strict=True) == []
+    back = xr.open_dataset(tmp_path / "ds.ome.zarr", engine="ome-zarr")
+    xr.testing.assert_equal(back["cells"], ds["cells"])
+    assert back.ome.scale == ds.ome.scale and back.ome.translation == ds.ome.translation
+    assert back.ome.units == ds.ome.units and back.ome.axes == ds.ome.axes
+    assert list(back["c"].values) == list(ds["c"].values)
+    before, after = _document(ds.ome.group_attrs), _document(back.ome.group_attrs)
+    assert after["omero"] == before["omero"] and after["x-custom"] == before["x-custom"]
+
+    tree = xr.open_datatree(tmp_path / "dt.zarr", engine="zarr")
+    xoz.to_ome_zarr(tree, tmp_path / "dt.ome.zarr", version=version)
+    assert xoz.validate(tmp_path / "dt.ome.zarr", strict=True) == []
+    again = xr.open_datatree(tmp_path / "dt.ome.zarr", engine="ome-zarr")
+    for image in ("/", "/labels/nuclei"):
+        for i, (a, b) in enumerate(zip(again[image].ome.levels, dt[image].ome.levels, strict=True)):
+            assert (a.scale, a.translation, a.units) == (b.scale, b.translation, b.units), i
+            xr.testing.assert_equal(a.dataset.drop_attrs(), b.dataset.drop_attrs())
+    before, after = _document(dt.ome.group_attrs), _document(again.ome.group_attrs)
+    assert after["omero"] == before["omero"] and after["x-custom"] == before["x-custom"]
+    labels = _document(again["labels/nuclei"].ome.group_attrs)["image-label"]
+    assert (
+        labels["colors"] == _document(dt["labels/nuclei"].ome.group_attrs)["image-label"]["colors"]
+    )
+    assert _document(again["labels"].ome.group_attrs)["labels"] == ["nuclei"]
+
+
+def test_group_attrs_is_the_dict_the_attrs_keep_and_edits_are_written(hand_store, tmp_path):
+    ds = xr.open_dataset(hand_store, engine="ome-zarr")
+    assert ds.ome.group_attrs is ds.attrs["ome_group_attrs"]
+    assert set(ds.attrs) == {"ome_group_attrs", "ome_dataset_path"}
+    assert set(ds.ome.group_attrs) == set(zarr.open_group(hand_store, mode="r").attrs.asdict())
+    ds.ome.group_attrs["ome"]["omero"]["channels"][0]["color"] = "FF00FF"
+    ds.attrs["experiment"] = "x"  # a user's attr: a group attribute too
+    xoz.write_metadata(ds, hand_store)
+    back = xr.open_dataset(hand_store, engine="ome-zarr")
+    assert back.ome.group_attrs["ome"]["omero"]["channels"][0]["color"] == "FF00FF"
+    assert back.ome.group_attrs["experiment"] == "x"
+    dt = xr.open_datatree(hand_store, engine="ome-zarr")
+    assert dt.ome.group_attrs is dt.attrs["ome_group_attrs"]
+
+
+@pytest.mark.parametrize("spelling", ["top level", "nested"])
+def test_group_attributes_spelled_either_way_are_written(hand_store, tmp_path, spelling):
+    opened = xr.open_dataset(hand_store, engine="ome-zarr")
+    stored = opened.attrs["ome_group_attrs"]
+    attrs = dict(stored) if spelling == "top level" else {"ome_group_attrs": stored}
+    hand_built = xr.Dataset({"cells": opened["cells"]}, attrs={**attrs, "experiment": "x"})
+    xoz.to_ome_zarr(hand_built, tmp_path / "out.ome.zarr")
+    assert xoz.validate(tmp_path / "out.ome.zarr", strict=True) == []
+    written = zarr.open_group(tmp_path / "out.ome.zarr", mode="r").attrs.asdict()
+    assert written["ome"]["omero"] == stored["ome"]["omero"] and written["experiment"] == "x"
+    assert "ome_group_attrs" not in written
+
+
+def test_a_key_in_both_places_with_other_values_is_an_error(hand_store, tmp_path):
+    ds = xr.open_dataset(hand_store, engine="ome-zarr")
+    ds.attrs["ome"] = {"version": "0.5", "omero": {"channels": []}}
+    with pytest.raises(xoz.OmeZarrError, match="'ome' is both in attrs"):
+        xoz.to_ome_zarr(ds, tmp_path / "out.ome.zarr")
+    assert not (tmp_path / "out.ome.zarr").exists()
+    ds.attrs["ome"] = ds.attrs["ome_group_attrs"]["ome"]  # the same value: no conflict
+    xoz.to_ome_zarr(ds, tmp_path / "out.ome.zarr")
 
 
 # ---- settings are never ignored --------------------------------------------------------------

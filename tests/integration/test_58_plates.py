@@ -379,7 +379,7 @@ def test_plate_view_is_the_fields_stacked(tmp_path, level):
     name = f"scale{level % 2}"
     first = tree[f"A/1/0/{name}"].dataset
     xr.testing.assert_identical(ds["x"], first["x"])  # the fields share their geometry
-    assert ds.attrs["ome"] == tree.attrs["ome"]
+    assert ds.ome.group_attrs["ome"] == tree.ome.group_attrs["ome"]
     expected = np.stack(
         [np.stack([tree[f"{w}/{f}/{name}"]["image"].values for f in FIELDS]) for w in wells]
     )

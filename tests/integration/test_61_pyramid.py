@@ -81,15 +81,15 @@ def test_to_multiscale_builds_the_in_memory_model():
     before = copy.deepcopy((image.attrs, {k: v.attrs for k, v in image.coords.items()}))
     tree = xoz.to_multiscale(image, [2], method="nearest")
     assert before == (image.attrs, {k: v.attrs for k, v in image.coords.items()})
-    assert validate_schema(tree.attrs, "0.5", "strict_image") == []
-    multiscale = tree.attrs["ome"]["multiscales"][0]
+    assert validate_schema(tree.ome.group_attrs, "0.5", "strict_image") == []
+    multiscale = tree.ome.group_attrs["ome"]["multiscales"][0]
     assert multiscale["type"] == "nearest" and multiscale["name"] == "cells"
     assert [d["path"] for d in multiscale["datasets"]] == ["0", "1"]
     assert multiscale["datasets"][1]["coordinateTransformations"] == [
         {"type": "scale", "scale": [1.0, 4.0, 1.0, 0.5]},
         {"type": "translation", "translation": [0.0, 2.0, -2.75, 1.625]},
     ]
-    assert tree.attrs["ome"]["omero"]["channels"][1]["label"] == "GFP"
+    assert tree.ome.group_attrs["ome"]["omero"]["channels"][1]["label"] == "GFP"
     for i in range(2):
         level = tree[f"scale{i}"]
         assert level.attrs == {"ome_dataset_path": str(i)}
@@ -112,8 +112,8 @@ def test_label_images_default_to_mode():
         attrs={"image-label": {"colors": [{"label-value": 7, "rgba": [255, 0, 0, 255]}]}},
     )
     tree = xoz.to_multiscale(labels, [2, 2])
-    assert tree.attrs["ome"]["multiscales"][0]["type"] == "mode"
-    assert tree.attrs["ome"]["image-label"]["colors"][0]["label-value"] == 7
+    assert tree.ome.group_attrs["ome"]["multiscales"][0]["type"] == "mode"
+    assert tree.ome.group_attrs["ome"]["image-label"]["colors"][0]["label-value"] == 7
     for level in ("scale1", "scale2"):
         assert set(np.unique(tree[level]["nuclei"].values)) <= {0, 7, 9, 1000}
 
@@ -139,7 +139,7 @@ def test_written_pyramid_equals_to_multiscale(tmp_path, version, method):
     assert_same_geometry(back, expected)
     for level in expected.children:
         np.testing.assert_array_equal(back[level]["cells"].values, expected[level]["cells"].values)
-    document = back.attrs["ome"] if version == "0.5" else back.attrs
+    document = back.ome.group_attrs["ome"] if version == "0.5" else back.ome.group_attrs
     assert document["multiscales"][0]["type"] == method
     assert document["multiscales"][0]["metadata"]["args"] == {"scale_factors": [2, 2]}
 
@@ -187,8 +187,8 @@ def test_label_pyramid_in_a_hierarchy_uses_mode(tmp_path):
     tree["labels/cells/scale0"] = xr.DataTree(labels.to_dataset())  # no labels metadata at all
     xoz.to_ome_zarr(tree, tmp_path / "l.ome.zarr", scale_factors=[2])
     back = xr.open_datatree(tmp_path / "l.ome.zarr", engine="ome-zarr")
-    label_doc = back["labels/cells"].attrs["ome"]
+    label_doc = back["labels/cells"].ome.group_attrs["ome"]
     assert label_doc["multiscales"][0]["type"] == "mode"
     assert "image-label" in label_doc
-    assert back["labels"].attrs["ome"]["labels"] == ["cells"]
+    assert back["labels"].ome.group_attrs["ome"]["labels"] == ["cells"]
     assert set(np.unique(back["labels/cells/scale1"]["cells"].values)) <= {0, 3, 5}

@@ -198,5 +198,6 @@ def test_encoding_that_names_nothing_or_unknown_keys_is_refused(tmp_path, encodi
 def test_version_as_a_float_is_the_string(tmp_path, version):
     xoz.to_ome_zarr(_pixels(), tmp_path / "a.ome.zarr", version=version)
     ds = xr.open_dataset(tmp_path / "a.ome.zarr", engine="ome-zarr")
-    found = ds.attrs.get("ome", {}).get("version") or ds.attrs["multiscales"][0]["version"]
+    attrs = ds.ome.group_attrs
+    found = attrs.get("ome", {}).get("version") or attrs["multiscales"][0]["version"]
     assert found == str(version)

@@ -329,7 +329,7 @@ def test_write_metadata_changes_names_colours_units_and_name_not_pixels(tmp_path
     ds = xr.open_dataset(path, engine="ome-zarr", level=1)
     ds = ds.assign_coords(c=["nuclei", "membrane"]).rename({"image": "cells"})
     ds["x"].attrs["units"] = "nanometer"
-    attrs = ds.attrs.get("ome", ds.attrs)
+    attrs = ds.ome.group_attrs.get("ome", ds.ome.group_attrs)
     attrs["omero"]["channels"][1]["color"] = "FF00FF"
     xoz.write_metadata(ds, path)
     assert chunk_files(path) == chunks  # not a pixel touched
@@ -339,7 +339,7 @@ def test_write_metadata_changes_names_colours_units_and_name_not_pixels(tmp_path
         assert list(tree[level]["c"].values) == ["nuclei", "membrane"]
         assert tree[level]["x"].attrs["units"] == "nanometer"
         np.testing.assert_array_equal(tree[level]["y"].values, image_tree_y(level))
-    omero = tree.attrs.get("ome", tree.attrs)["omero"]
+    omero = tree.ome.group_attrs.get("ome", tree.ome.group_attrs)["omero"]
     assert [c["label"] for c in omero["channels"]] == ["nuclei", "membrane"]
     assert omero["channels"][1]["color"] == "FF00FF"
     assert omero["channels"][0]["color"] == attrs["omero"]["channels"][0]["color"]
@@ -386,13 +386,18 @@ def test_write_metadata_of_a_label_image_in_a_tree(tmp_path):
     xoz.to_ome_zarr(nuclei(), path, group="labels/nuclei", mode="a")
     chunks = chunk_files(path)
     tree = xr.open_datatree(path, engine="ome-zarr")
-    tree["labels/nuclei"].attrs["image-label"]["colors"] = [
+    tree["labels/nuclei"].ome.group_attrs["image-label"]["colors"] = [
         {"label-value": 1, "rgba": [255, 0, 0, 255]}
     ]
     xoz.write_metadata(tree, path)
     assert chunk_files(path) == chunks
     again = xr.open_datatree(path, engine="ome-zarr")
-    assert again["labels/nuclei"].attrs["image-label"]["colors"][0]["rgba"] == [255, 0, 0, 255]
+    assert again["labels/nuclei"].ome.group_attrs["image-label"]["colors"][0]["rgba"] == [
+        255,
+        0,
+        0,
+        255,
+    ]
     assert xoz.validate(path, strict=True) == []
 
 
@@ -406,7 +411,7 @@ def test_what_xarrays_to_zarr_writes_turns_back_into_the_same_ome_zarr(tmp_path)
     back = xr.open_dataset(tmp_path / "back.zarr", engine="ome-zarr")
     np.testing.assert_array_equal(back["image"].values, ds["image"].values)
     assert back.ome.scale == ds.ome.scale and back.ome.translation == ds.ome.translation
-    assert back.attrs["ome"]["omero"] == ds.attrs["ome"]["omero"]
+    assert back.ome.group_attrs["ome"]["omero"] == ds.ome.group_attrs["ome"]["omero"]
 
 
 def test_a_label_is_added_through_a_zarr_store_object_and_a_failure_leaves_nothing(tmp_path):

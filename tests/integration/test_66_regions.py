@@ -127,7 +127,7 @@ def test_the_template_is_an_image_of_fill_values_and_compute_false_returns_a_del
     ]
     assert not tree["scale2"]["image"].values.any()
     assert xoz.validate(path, strict=True) == []
-    assert tree.attrs["ome"]["multiscales"][0]["type"] == "mean"
+    assert tree.ome.group_attrs["ome"]["multiscales"][0]["type"] == "mean"
     # computing the Delayed writes the template's pixels (here zeros) at every level
     real = xoz.to_ome_zarr(image, tmp_path / "r.ome.zarr", scale_factors=FACTORS, compute=False)
     dask.compute(real)

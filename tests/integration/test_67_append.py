@@ -100,7 +100,7 @@ def test_label_images_append_with_mode(tmp_path):
     assert open_quietly(grown)["labels/cells/scale0"]["cells"].sizes["t"] == 2
     xoz.to_ome_zarr(labels[2:], grown, append_dim="t", group="labels/cells")
     got, want = open_quietly(grown), open_quietly(once)
-    assert got["labels/cells"].attrs["ome"]["multiscales"][0]["type"] == "mode"
+    assert got["labels/cells"].ome.group_attrs["ome"]["multiscales"][0]["type"] == "mode"
     for k in range(2):
         for node in (f"scale{k}", f"labels/cells/scale{k}"):
             xr.testing.assert_identical(got[node].to_dataset(), want[node].to_dataset())

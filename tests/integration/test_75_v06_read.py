@@ -152,7 +152,7 @@ def scene(tmp_path):
 def test_a_scene_opens_as_a_tree_of_its_images(scene):
     tree = xr.open_datatree(scene, engine="ome-zarr")
     assert set(tree.children) == {"a", "b"}
-    assert "scene" in tree.attrs["ome"]
+    assert "scene" in tree.ome.group_attrs["ome"]
     assert set(tree["a"].children) == {"scale0", "scale1"}
     xr.testing.assert_identical(
         tree["b/scale0"].to_dataset(), tree["a/scale0"].to_dataset().rename(a="b")

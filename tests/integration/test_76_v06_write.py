@@ -330,7 +330,7 @@ def test_a_scene_naming_a_system_its_image_lacks_is_refused(tmp_path):
     """Validation reports such a scene (rule v06-scene-reference); the writer never makes one."""
     write_scene(tmp_path / "scene.zarr", {"a": (0.0, 0.0, 0.0), "b": (0.0, 100.0, 0.0)})
     tree = xr.open_datatree(tmp_path / "scene.zarr", engine="ome-zarr")
-    scene = tree.attrs["ome"]["scene"]
+    scene = tree.ome.group_attrs["ome"]["scene"]
     scene["coordinateTransformations"][1]["input"]["name"] = "gone"
     with pytest.raises(OmeZarrError, match=r"(?s)scene/coordinateTransformations/1/input.*'gone'"):
         xoz.to_ome_zarr(tree, tmp_path / "out.zarr", version="0.6")

@@ -286,7 +286,7 @@ def test_we_read_ngff_zarr_06_scene(ngff):
     path, theirs = ngff["scene"], ngff["read_scene"]
     tree = xr.open_datatree(path, engine="ome-zarr")
     assert set(tree.children) == set(theirs.images) == {"a", "b"}
-    assert tree.attrs["ome"]["scene"] == _document(path)["scene"]
+    assert tree.ome.group_attrs["ome"]["scene"] == _document(path)["scene"]
     for name, multiscales in theirs.images.items():
         for level, image in zip(tree[name].children.values(), multiscales.images, strict=True):
             np.testing.assert_array_equal(level[name].values, np.asarray(image.data))

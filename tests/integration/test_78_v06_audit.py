@@ -129,10 +129,10 @@ def test_labels_plates_and_collections_at_06(tmp_path):
             np.testing.assert_allclose(placed[level]["y"].values, 0.001 * (10.25 + np.arange(4)))
             assert placed[level].attrs["ome_coordinate_system"] == "world"
         assert [p for p in xoz.validate(path) if p.severity == "error"] == [], path
-    assert tree.attrs["ome"]["bioformats2raw.layout"] == 3
+    assert tree.ome.group_attrs["ome"]["bioformats2raw.layout"] == 3
     plate_tree = xr.open_datatree(plate, engine="ome-zarr")
-    assert plate_tree.attrs["ome"]["plate"]["name"] == "p"
-    assert plate_tree["A/1"].attrs["ome"]["well"]["images"] == [{"path": "0"}]
+    assert plate_tree.ome.group_attrs["ome"]["plate"]["name"] == "p"
+    assert plate_tree["A/1"].ome.group_attrs["ome"]["well"]["images"] == [{"path": "0"}]
 
 
 def test_a_scene_naming_a_system_its_image_lacks(tmp_path):

@@ -29,6 +29,7 @@ LAYERS = {
     "transforms": 2,
     "level_lengths": 2,
     # 3: the xarray side of the model
+    "node_attrs": 3,
     "layout": 3,
     "coordinate_index": 3,
     "systems": 3,

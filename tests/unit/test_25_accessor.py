@@ -225,7 +225,7 @@ def test_tree_levels(tmp_path):
 def test_tree_level_view_is_the_level_dataset_with_image_attrs(tmp_path):
     dt = hand_tree(tmp_path)
     ds = dt.ome.level(1)._obj
-    assert ds.attrs["ome"] == dt.attrs["ome"]
+    assert ds.ome.group_attrs["ome"] == dt.ome.group_attrs["ome"]
     assert ds.attrs["ome_dataset_path"] == "1"
     assert list(ds.data_vars) == ["cells"]
 
