@@ -27,7 +27,14 @@ from .consolidated import is_consolidated, probe_members, true_labels
 from .errors import OmeZarrError, OmeZarrWarning
 from .level_lengths import UNEVEN_LEVELS, trimmed_axes, trimmed_shape
 from .ngff.model import Level, Multiscale, NodeMeta, Plate, Transform, WellRef
-from .ngff.parse import MISSING_TRANSFORMS, Deviate, parse_node, split_attributes, tolerated
+from .ngff.parse import (
+    MISSING_TRANSFORMS,
+    Deviate,
+    ParseMemo,
+    parse_node,
+    split_attributes,
+    tolerated,
+)
 from .ngff.schema import SCHEMA_VERSIONS, SchemaProblem, kinds_for, schema_problems
 from .ngff.v06 import (
     DEV_VERSIONS,
@@ -359,6 +366,8 @@ class Walker:
         self.level_hint: int | str | None = None
         #: Walk subtrees one after the other (everything they need was fetched ahead).
         self.sequential = False
+        #: Documents parsed with nothing to say, reused for equal ones (a plate's fields).
+        self.parse_memo = ParseMemo()
 
     def fetch(self, group: zarr.Group, paths: Sequence[str]) -> list[Any]:
         """``fetch_members(group, paths)``, taking what was fetched ahead of the walk."""
@@ -389,7 +398,10 @@ class Walker:
         accepted: list[str] = []
         if not self.thorough:
             attrs = group.attrs.asdict()
-            return parse_node(attrs, self.where(node), validate=self.validate, deviate=deviate)
+            where = self.where(node)
+            return parse_node(
+                attrs, where, validate=self.validate, deviate=deviate, memo=self.parse_memo
+            )
         try:
             attrs = group.attrs.asdict()
         except Exception as err:

@@ -99,3 +99,50 @@ def test_schema_problem_names_the_key():
 def test_garbage_gives_ome_zarr_error(doc):
     with pytest.raises(OmeZarrError, match="here"):
         parse_node(doc, "here")
+
+
+def _field_document(**omero: object) -> dict:
+    ome = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
+                ],
+            }
+        ],
+    }
+    if omero:
+        ome["omero"] = omero
+    return {"ome": ome}
+
+
+def test_equal_documents_are_parsed_once_per_memo():
+    from xarray_ome_zarr.ngff.parse import ParseMemo
+
+    memo = ParseMemo()
+    first = parse_node(_field_document(), "field 1", memo=memo)
+    assert parse_node(_field_document(), "field 2", memo=memo) is first  # shared, immutable
+    other = _field_document()
+    other["ome"]["multiscales"][0]["datasets"][0]["path"] = "s0"
+    assert parse_node(other, "field 3", memo=memo).multiscales[0].levels[0].path == "s0"
+    # the memo is the caller's: without one, every document is parsed
+    assert parse_node(_field_document(), "field 4") is not first
+
+
+def test_documents_with_something_to_say_say_it_for_every_node():
+    from xarray_ome_zarr.ngff.parse import ParseMemo
+
+    memo = ParseMemo()
+    bad_omero = _field_document(channels="not a list")  # the schema's problem warns
+    for node in ("field 1", "field 2"):
+        with pytest.warns(OmeZarrWarning, match=node):
+            parse_node(bad_omero, node, memo=memo)
+    deviating = _field_document()
+    del deviating["ome"]["version"]  # accepted with a deviation (rule version-missing)
+    said: list[str] = []
+    for node in ("field 1", "field 2"):
+        parse_node(deviating, node, memo=memo, deviate=lambda key, msg, rule: said.append(rule))
+    assert said == ["version-missing", "version-missing"]
+    assert not memo.known

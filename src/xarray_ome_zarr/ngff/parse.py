@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
+from . import schema
 from .limits import check_list_lengths
 from .model import (
     IMPLIED_AXES,
@@ -178,6 +179,7 @@ def parse_node(
     validate: bool = True,
     strict: bool = False,
     deviate: Deviate | None = None,
+    memo: ParseMemo | None = None,
 ) -> NodeMeta:
     """Parse the attributes of one zarr group.
 
@@ -196,6 +198,10 @@ def parse_node(
     deviate
         Called with (key, message, rule id) for each deviation from the spec that peers
         read (``find_deviations``), which is then accepted; ``None`` refuses them.
+    memo
+        Documents parsed before in the same walk (:class:`ParseMemo`): an equal document
+        that parsed with nothing to say gives the same (immutable) result without being
+        parsed and checked again.
 
     Raises
     ------
@@ -204,6 +210,11 @@ def parse_node(
     """
     if not isinstance(attrs, Mapping):
         raise _fail(where, "attributes", f"must be a JSON object, got {type(attrs).__name__}")
+    key = memo.key(attrs, validate=validate, strict=strict) if memo is not None else None
+    if key is not None and memo is not None:
+        known = memo.known.get(key)
+        if known is not None:
+            return known
     declared, document = split_attributes(attrs, where)
     version = declared or ("0.5" if document is attrs.get("ome") else _infer_version(document))
     if version not in READ_VERSIONS:
@@ -217,13 +228,14 @@ def parse_node(
     if is_06(version):
         spelled = _spelling_06(document, version, where, strict=strict, report=validate)
     accepted = []
-    for key, message, rule in find_deviations(attrs, document, declared, version):
+    for found, message, rule in find_deviations(attrs, document, declared, version):
         if deviate is None:
-            raise _fail(where, key, message, rule)
-        deviate(key, message, rule)
-        accepted.append(key)
+            raise _fail(where, found, message, rule)
+        deviate(found, message, rule)
+        accepted.append(found)
+    warned = False
     if validate and version in SCHEMA_VERSIONS:
-        check_schema(
+        warned = check_schema(
             {**attrs, "ome": spelled} if spelled is not document else attrs,
             spelled,
             version,
@@ -240,7 +252,7 @@ def parse_node(
         multiscales = tuple(
             parse_multiscale(m, version, where, f"multiscales/{i}") for i, m in enumerate(raw)
         )
-    return NodeMeta(
+    meta = NodeMeta(
         version=version,
         document=document,
         multiscales=multiscales,
@@ -255,6 +267,40 @@ def parse_node(
         if is_06(version) and "scene" in spelled
         else None,
     )
+    # only what parsed with nothing to say: every node still gets its own messages (0.6
+    # parsing may warn from several places, so 0.6 documents are always parsed)
+    clean = not accepted and not warned and not is_06(version)
+    if key is not None and memo is not None and clean:
+        memo.remember(key, meta)
+    return meta
+
+
+class ParseMemo:
+    """The documents one walk parsed with nothing to say (no deviation, no warning), by
+    their JSON text and the checks asked for: the fields of a plate, and its wells, mostly
+    share one document, which is then parsed and checked against the schema once.
+
+    Equal JSON texts are equal documents (``schema._json_text`` refuses values that are not
+    plain JSON), and the parsed metadata is immutable, so nodes can share it.
+    """
+
+    #: Distinct documents kept; a plate has a few (its fields', its wells').
+    MAX_DOCUMENTS = 64
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, bool, bool], NodeMeta] = {}
+
+    @staticmethod
+    def key(attrs: Mapping[str, Any], *, validate: bool, strict: bool) -> Any:
+        """The key of a document, or ``None`` where it cannot be remembered."""
+        text = schema._json_text(attrs)  # the schema check's own rule of equal documents
+        return None if text is None else (text, validate, strict)
+
+    def remember(self, key: tuple[str, bool, bool], meta: NodeMeta) -> None:
+        """Keep ``meta`` for documents equal to the one of ``key``."""
+        if len(self.known) >= self.MAX_DOCUMENTS:
+            self.known.pop(next(iter(self.known)))  # the oldest: the dict keeps insertion order
+        self.known[key] = meta
 
 
 def _spelling_06(
@@ -380,12 +426,13 @@ def check_schema(
     *,
     strict: bool = False,
     accepted: Sequence[str] = (),
-) -> None:
+) -> bool:
     """Raise for schema problems outside ``omero``; warn for those inside it.
 
     With ``strict``, the strict schemas apply too and every problem raises. Problems at the
-    keys of ``accepted`` deviations are left out.
+    keys of ``accepted`` deviations are left out. Returns whether it warned.
     """
+    warned = False
     for kind in kinds_for(document, version, strict=strict):
         problems = [p for p in schema_problems(attrs, version, kind) if not tolerated(p, accepted)]
         fatal = [p for p in problems if strict or not p.in_omero]
@@ -403,6 +450,8 @@ def check_schema(
                 OmeZarrWarning,
                 stacklevel=3,
             )
+            warned = True
+    return warned
 
 
 def _string_list(document: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
