@@ -483,7 +483,10 @@ def datatree_from_dict_here(groups: Mapping[str, Any]) -> Any:
 
 
 def datatree_from_dict(groups: Mapping[str, Any]) -> Any:
-    """A DataTree of ``groups`` (path -> Dataset) that closes them when it is closed."""
+    """A DataTree of ``groups`` (path -> Dataset) that closes them when it is closed.
+
+    The nodes may take the Datasets' variables as they are: pass Datasets made for the
+    tree (the reader's), not ones a caller keeps using."""
     if has_tree_links() and _only_leaves_hold_variables(groups):
         return datatree_linked(groups)
     build = _xarray_datatree_from_dict()
@@ -499,14 +502,40 @@ def datatree_from_dict(groups: Mapping[str, Any]) -> Any:
 # variable (an OME hierarchy: groups hold attributes, only resolution levels hold data),
 # nothing can be misaligned, inherited or shadowed, so each node is made once from its
 # Dataset (the public ``DataTree(dataset)``) and linked to its parent through the private
-# ``_parent``, ``_children`` and ``_name`` slots of ``TreeNode``. ``tests/unit/
-# test_06_compat.py`` compares the result with ``from_dict``'s. Fallback: ``from_dict``.
+# ``_parent``, ``_children`` and ``_name`` slots of ``TreeNode``. A node takes its Dataset's
+# parts through ``DataTree._set_node_data`` where xarray has it: the public ``DataTree(ds)``
+# first copies the Dataset (its indexes' variables made again), which the reader's fresh,
+# unshared Datasets do not need (a fifth of our own open of a 384-well plate). ``tests/unit/
+# test_06_compat.py`` compares the result with ``from_dict``'s. Fallbacks: ``from_dict``;
+# ``DataTree(ds)``.
 def has_tree_links() -> bool:
     """Whether xarray's tree nodes keep parent, children and name in the slots we link."""
     import xarray
 
     slots = {slot for cls in xarray.DataTree.__mro__ for slot in getattr(cls, "__slots__", ())}
     return {"_parent", "_children", "_name"} <= slots
+
+
+def has_node_data_setter() -> bool:
+    """Whether xarray's ``DataTree`` takes a Dataset's parts by ``_set_node_data``."""
+    import xarray
+
+    return callable(getattr(xarray.DataTree, "_set_node_data", None))
+
+
+def node_of(dataset: Any) -> Any:
+    """A parentless tree node holding ``dataset``'s variables, indexes, attrs, encoding
+    and closer, without copying them: only for a Dataset nobody else holds."""
+    import xarray
+
+    if not has_node_data_setter():
+        node = xarray.DataTree(dataset)
+        node.set_close(dataset._close)  # as xarray's engines do: copies drop the closer
+        return node
+    # ``DataTree()`` would build its empty Dataset through the merging constructor
+    node = xarray.DataTree(dataset_from_parts({}, {}, {}, {}))
+    node._set_node_data(dataset)
+    return node
 
 
 def _only_leaves_hold_variables(groups: Mapping[str, Any]) -> bool:
@@ -538,9 +567,7 @@ def datatree_linked(groups: Mapping[str, Any]) -> Any:
     nodes: dict[str, Any] = {}
     try:
         for path in groups:
-            dataset = groups_value(groups, path)
-            node = nodes[_key(path)] = xarray.DataTree(dataset)
-            node.set_close(dataset._close)  # as xarray's engines do: copies drop the closer
+            nodes[_key(path)] = node_of(groups_value(groups, path))
     except Exception:
         for dataset in groups.values():
             if dataset is not None:

@@ -168,17 +168,19 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         decode_coords: Any = None,
     ) -> DataTree:
         """The whole hierarchy as a DataTree (images, labels, plates, collections)."""
-        groups = self.open_groups_as_dict(
-            filename_or_obj,
-            drop_variables=drop_variables,
-            group=group,
-            storage_options=storage_options,
-            validate=validate,
-            strict=strict,
-            consolidated=consolidated,
-            lazy_coordinates=lazy_coordinates,
-            coordinate_system=coordinate_system,
-        )
         from ._compat import datatree_from_dict  # imports zarr: not at engine discovery
+        from .collector import collection_paused
 
-        return datatree_from_dict(groups)
+        with collection_paused():  # the groups and the tree together
+            groups = self.open_groups_as_dict(
+                filename_or_obj,
+                drop_variables=drop_variables,
+                group=group,
+                storage_options=storage_options,
+                validate=validate,
+                strict=strict,
+                consolidated=consolidated,
+                lazy_coordinates=lazy_coordinates,
+                coordinate_system=coordinate_system,
+            )
+            return datatree_from_dict(groups)

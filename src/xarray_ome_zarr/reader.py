@@ -19,6 +19,7 @@ from xarray.indexes import Index, PandasIndex
 
 from ._compat import dataset_from_parts
 from .array import OmeZarrArray
+from .collector import without_collection
 from .coordinate_index import pixel_centre_index
 from .errors import OmeZarrError, OmeZarrWarning
 from .hierarchy import (
@@ -303,7 +304,7 @@ class NodeReader:
         self, node: Node, drop_variables: Iterable[str], prefix: str = ""
     ) -> dict[str, xr.Dataset]:
         """A walked node and those below it as Datasets: an image's levels are ``scaleN``."""
-        out = {"": xr.Dataset(attrs=node_attrs(node.group.attrs.asdict()))}
+        out = {"": dataset_from_parts({}, {}, {}, node_attrs(node.group.attrs.asdict()))}
         meta = node.meta
         if meta is not None and meta.is_image:
             shapes = node.shapes or tuple(tuple(a.shape) for a in node.levels)
@@ -410,6 +411,7 @@ def _prefixed(prefix: str, groups: Mapping[str, xr.Dataset]) -> dict[str, xr.Dat
 
 
 # ---- public functions behind the engine ------------------------------------------------
+@without_collection
 def open_ome_dataset(
     store: Any,
     *,
@@ -475,6 +477,7 @@ def open_ome_dataset(
     return ds
 
 
+@without_collection
 def open_ome_groups(
     store: Any,
     *,

@@ -110,6 +110,7 @@ def plain_paths(monkeypatch):
     def off() -> None:
         monkeypatch.setattr(hierarchy.Walker, "prefetch_wells", lambda self, wells: None)
         monkeypatch.setattr(_compat, "has_tree_links", lambda: False)
+        monkeypatch.setattr(_compat, "has_node_data_setter", lambda: False)
         monkeypatch.setattr(_compat, "_dataset_construct_direct", lambda: None)
         monkeypatch.setattr(schema, "_json_text", lambda document: None)
 

@@ -23,6 +23,7 @@ LAYERS = {
     "errors": 0,
     "_version": 0,
     "_compat": 0,
+    "collector": 0,
     # 1: the format layer (OME-NGFF documents; no xarray)
     "ngff": 1,
     # 2: numbers

@@ -37,6 +37,7 @@ def test_every_private_path_is_taken_on_the_installed_versions():
     assert _compat.has_dask_block_slices(), "dask.array.core.slices_from_chunks is gone"
     assert _compat.has_variable_data(), "xarray's Variable._data is gone: writes copy numpy"
     assert _compat.has_datatree_from_dict(), "datatree_from_dict_with_io_cleanup is gone"
+    assert _compat.has_node_data_setter(), "DataTree._set_node_data is gone: nodes copy"
 
 
 # ---- zarr ----------------------------------------------------------------------------------
@@ -243,6 +244,33 @@ def test_datatree_from_dict_like_the_fallback():
     with pytest.raises(KeyError, match="already contains a variable"):
         _compat.datatree_from_dict_here(broken)
     assert sorted(closed) == sorted(broken)
+
+
+def test_node_of_is_the_public_nodes(monkeypatch):
+    from xarray.indexes import PandasIndex
+
+    x = xr.Variable(("x",), np.array([0.5, 1.5]), {"units": "micrometer"})
+    index = PandasIndex.from_variables({"x": x}, options={})
+    data = {"image": xr.Variable(("x",), np.zeros(2), {"a": 1}, {"chunks": (2,)})}
+
+    def made() -> tuple[xr.DataTree, list[str]]:
+        closed: list[str] = []
+        ds = _compat.dataset_from_parts(data, index.create_variables({"x": x}), {"x": index}, {})
+        ds.attrs["p"] = "0"
+        ds.encoding["e"] = 1
+        ds.set_close(lambda: closed.append("closed"))
+        return _compat.node_of(ds), closed
+
+    fast, fast_closed = made()
+    monkeypatch.setattr(_compat, "has_node_data_setter", lambda: False)
+    plain, plain_closed = made()
+    xr.testing.assert_identical(fast, plain)
+    assert fast.encoding == plain.encoding == {"e": 1}
+    assert fast["image"].encoding == plain["image"].encoding == {"chunks": (2,)}
+    assert type(fast.xindexes["x"]) is type(plain.xindexes["x"])
+    fast.close()
+    plain.close()
+    assert fast_closed == plain_closed == ["closed"]
 
 
 def test_no_thread_left_behind_by_the_sync_fallback():
