@@ -97,6 +97,118 @@ def _chain_decoder(codecs: Sequence[Any], spec: Any) -> Decode | None:
     return decode
 
 
+#: Decodes one chunk's stored bytes into a scratch buffer of exactly the chunk's bytes (a
+#: C-contiguous uint8 array) and gives the chunk as a view of it; ``None`` when it cannot
+#: here (the stored size is not the chunk's), and then :data:`Decode` decodes it.
+DecodeInto = Callable[[Any, np.ndarray], "np.ndarray | None"]
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def zstd_content_size(data: Any) -> int | None:
+    """The decompressed size a zstd frame's header declares (RFC 8878, 3.1.1.1), ``None``
+    where the header does not say or ``data`` is not a zstd frame."""
+    head = bytes(memoryview(data).cast("B")[:18])
+    if len(head) < 6 or head[:4] != _ZSTD_MAGIC:
+        return None
+    descriptor = head[4]
+    if descriptor & 0x08:  # a reserved bit: not a frame this reads
+        return None
+    single_segment = bool(descriptor & 0x20)
+    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 0x03]
+    size = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+    if size == 0 or len(head) < start + size:
+        return None
+    value = int.from_bytes(head[start : start + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def blosc_content_size(data: Any) -> int | None:
+    """The decompressed size in a blosc (1.x) buffer's 16-byte header, ``None`` where
+    ``data`` is too short to hold one."""
+    head = bytes(memoryview(data).cast("B")[:16])
+    if len(head) < 16:
+        return None
+    return int.from_bytes(head[4:8], "little")
+
+
+def _numcodecs_into(compressor: Any, dtype: np.dtype, shape: tuple[int, ...]) -> DecodeInto | None:
+    """A :data:`DecodeInto` for a numcodecs zstd or blosc compressor over C-ordered chunks of
+    ``dtype`` and ``shape``: the stored size is checked against the chunk's before decoding."""
+    import numcodecs
+
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if isinstance(compressor, numcodecs.Zstd):
+        sized: Callable[[Any], int | None] = zstd_content_size
+    elif isinstance(compressor, numcodecs.Blosc):
+        sized = blosc_content_size
+    else:
+        return None
+    decoder = type(compressor)()  # decoding needs none of the compression settings
+
+    def decode_into(data: Any, scratch: np.ndarray) -> np.ndarray | None:
+        if sized(data) != nbytes or scratch.nbytes != nbytes:
+            return None
+        decoder.decode(data, out=scratch)
+        return scratch.view(dtype).reshape(shape)
+
+    return decode_into
+
+
+def _chain_decoder_into(codecs: Sequence[Any], spec: Any) -> DecodeInto | None:
+    """A :data:`DecodeInto` for zarr v3 chains of ``bytes`` (native order) and one zstd or
+    blosc compressor; ``None`` for any other chain."""
+    import sys
+
+    from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+
+    if len(codecs) != 2 or not isinstance(codecs[0], BytesCodec):
+        return None
+    dtype = np.dtype(spec.dtype.to_native_dtype())
+    endian = getattr(codecs[0].endian, "value", codecs[0].endian)
+    if dtype.itemsize > 1 and endian != sys.byteorder:
+        return None
+    if getattr(spec, "order", "C") != "C":
+        return None
+    import numcodecs
+
+    compressor = codecs[1]
+    if isinstance(compressor, ZstdCodec):
+        return _numcodecs_into(numcodecs.Zstd(), dtype, tuple(spec.shape))
+    if isinstance(compressor, BloscCodec):
+        return _numcodecs_into(numcodecs.Blosc(), dtype, tuple(spec.shape))
+    return None
+
+
+def _decoder_into(codecs: Sequence[Any], spec: Any) -> DecodeInto | None:
+    try:
+        return _chain_decoder_into(codecs, spec)
+    except Exception:  # an optimisation only
+        return None
+
+
+def chunk_decoder_into(array: zarr.Array) -> DecodeInto | None:
+    """A :data:`DecodeInto` for one (unsharded) chunk of ``array``, or ``None``."""
+    try:
+        pipeline = codec_pipeline(array)
+        if pipeline is None or pipeline.array_array_codecs:
+            return None
+        if array.metadata.zarr_format == 3:
+            codecs = (pipeline.array_bytes_codec, *pipeline.bytes_bytes_codecs)
+            return _chain_decoder_into(codecs, _chunk_spec(array))
+        codec = pipeline.array_bytes_codec
+        if V2Codec is None or not isinstance(codec, V2Codec) or codec.filters:
+            return None
+        if getattr(array.metadata, "order", "C") != "C" or codec.compressor is None:
+            return None
+        dtype = np.dtype(array.dtype)
+        if not dtype.isnative:
+            return None
+        return _numcodecs_into(codec.compressor, dtype, tuple(int(c) for c in array.chunks))
+    except Exception:  # an optimisation only
+        return None
+
+
 def _v3_decoder(array: zarr.Array) -> Decode | None:
     pipeline = codec_pipeline(array)
     if pipeline is None or pipeline.array_array_codecs:
@@ -133,6 +245,7 @@ class ShardFormat:
     index_at_start: bool
     decode_index: Decode
     decode_inner: Decode
+    decode_inner_into: DecodeInto | None = None
 
     @classmethod
     def of(cls, array: zarr.Array) -> ShardFormat | None:
@@ -151,6 +264,7 @@ class ShardFormat:
             layout.index_at_start,
             decode_index,
             decode_inner,
+            _decoder_into(layout.inner_codecs, layout.inner_spec),
         )
 
     def read_index(self, fd: int) -> np.ndarray:

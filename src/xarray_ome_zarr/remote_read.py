@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,10 @@ from .direct_read import (
     MISSING,
     ChunkReadError,
     Decode,
+    DecodeInto,
     ShardFormat,
     chunk_decoder,
+    chunk_decoder_into,
     fill_value,
     overlap,
     read_pool,
@@ -76,6 +79,10 @@ class StoreReader:
     decode: Decode
     #: For a sharded array: how its shards hold the inner chunks.
     shards: ShardFormat | None = None
+    #: ``decode`` into a reused buffer (or straight into the result), where the codecs allow.
+    decode_into: DecodeInto | None = None
+    #: The dtype the chunks decode to.
+    dtype: np.dtype | None = None
 
     @classmethod
     def of(cls, array: zarr.Array) -> StoreReader | None:
@@ -94,16 +101,20 @@ class StoreReader:
                     return None
                 chunks = tuple(int(c) for c in shard_shape)
                 decode: Decode | None = shards.decode_inner
+                into = shards.decode_inner_into
             else:
                 chunks = tuple(int(c) for c in array.chunks)
                 decode = chunk_decoder(array)
+                into = chunk_decoder_into(array)
         except Exception:  # an optimisation only: whatever it does not know, zarr reads
             return None
         if decode is None:
             return None
         prefix = array.store_path.path.strip("/")
         fill = fill_value(array)
-        return cls(store, prefix, array.metadata, tuple(array.shape), chunks, fill, decode, shards)
+        shape = tuple(array.shape)
+        dtype = np.dtype(array.dtype)
+        return cls(store, prefix, array.metadata, shape, chunks, fill, decode, shards, into, dtype)
 
     def chunk_key(self, coords: Sequence[int]) -> str:
         """The chunk's (or shard's) key in the store."""
@@ -169,14 +180,31 @@ class _Read:
     def _decode_into(
         self, chunks: Sequence[int], coords: tuple[int, ...], data: Any, name: str
     ) -> None:
+        """Decode one chunk into its part of ``out``: straight into it where that part is the
+        whole chunk and contiguous, else into this thread's scratch buffer (fresh memory for
+        every chunk costs page faults) and copied from there; else the allocating decode."""
         target, source = overlap(self.bounds, chunks, coords)
+        region = self.out[target]
+        into = self.reader.decode_into
         try:
-            chunk = self.reader.decode(data)
+            chunk = None
+            straight = region.shape == tuple(chunks) and region.flags.c_contiguous
+            whole = straight and region.dtype == self.reader.dtype
+            if (
+                into is not None
+                and whole
+                and into(data, region.reshape(-1).view(np.uint8)) is not None
+            ):
+                return
+            if into is not None:
+                chunk = into(data, _scratch(region.dtype.itemsize * math.prod(chunks)))
+            if chunk is None:
+                chunk = self.reader.decode(data)
             if chunk.shape != tuple(chunks):
                 raise ValueError(f"decoded to shape {chunk.shape}, not {tuple(chunks)}")
         except Exception as err:  # any codec failure: named by its chunk
             raise ChunkReadError(f"{name}: {type(err).__name__}: {err}") from err
-        self.out[target] = chunk[source]
+        region[...] = chunk[source]
 
     def fill(self, chunks: Sequence[int], coords: tuple[int, ...]) -> None:
         """The part of ``out`` of a chunk that is not stored: the fill value."""
@@ -241,6 +269,17 @@ class _Read:
                 got = "nothing" if data is None else f"{len(data)} bytes"
                 raise ChunkReadError(f"{name}: {got} where the index gives {span}")
             await self.decode_into(shards.inner_chunks, chunk, data, name)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(nbytes: int) -> np.ndarray:
+    """This thread's reused buffer of ``nbytes`` bytes (one per read-pool thread)."""
+    buffer: np.ndarray | None = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.nbytes != nbytes:
+        buffer = _SCRATCH.buffer = np.empty(nbytes, dtype=np.uint8)
+    return buffer
 
 
 def _first(failures: BaseExceptionGroup) -> BaseException:

@@ -306,3 +306,24 @@ def test_s3_sharded_reads_equal_zarr(sharded_site, s3):
         assert reader is not None and reader.shards is not None
         for key in SHARD_KEYS[:4]:
             np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
+
+
+def test_chunks_of_whole_rows_decode_straight_into_the_result(http, site):
+    """Chunks that are contiguous parts of the result are decoded into it in place, others
+    into a reused buffer; a stored chunk of another size is refused, named."""
+    values = np.random.default_rng(8).integers(0, 999, (4, 6, 8)).astype("<u2")
+    for name, chunks in (("rows.zarr", (1, 6, 8)), ("tiles.zarr", (2, 3, 4))):
+        array = zarr.create_array(site / name, shape=values.shape, chunks=chunks, dtype="<u2")
+        array[...] = values
+    for name in ("rows", "tiles"):
+        array = remote_array(http, name)
+        reader = StoreReader.of(array)
+        assert reader is not None and reader.decode_into is not None
+        for key in [(slice(None),) * 3, (slice(1, 3), slice(None), slice(None)), (2, 1, 7)]:
+            np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
+    chunk = site / "rows.zarr" / "c" / "2" / "0" / "0"
+    chunk.write_bytes(numcodecs.Zstd().encode(np.arange(10, dtype="<u2")))
+    reader = StoreReader.of(remote_array(http, "rows"))
+    assert reader is not None
+    with pytest.raises(ChunkReadError, match=r"c/2/0/0"):
+        reader.read((slice(None),) * 3, np.dtype("<u2"))

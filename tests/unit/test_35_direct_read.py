@@ -260,3 +260,71 @@ def test_an_unreadable_chunk_is_named(tmp_path):
     wrapped = OmeZarrArray(array, "store 'x', node '/'")
     with pytest.raises(OmeZarrError, match=r"store 'x'.*chunk '0\.1\.2'"):
         xr.Variable(("z", "y", "x"), wrapped).values  # noqa: B018
+
+
+# ---- decoding into a given buffer (remote_read's scratch buffers) -------------------------
+@pytest.mark.parametrize("nbytes", [0, 10, 300, 70_000, 2**17 + 3])
+@pytest.mark.parametrize("checksum", [False, True])
+def test_zstd_content_size_reads_the_frame_header(nbytes, checksum):
+    from xarray_ome_zarr.direct_read import zstd_content_size
+
+    data = np.random.default_rng(1).integers(0, 4, nbytes).astype("u1").tobytes()
+    frame = numcodecs.Zstd(level=1, checksum=checksum).encode(data)
+    assert zstd_content_size(frame) == nbytes
+    assert zstd_content_size(np.frombuffer(frame, "u1")) == nbytes  # a buffer too
+
+
+def test_content_sizes_of_what_is_not_a_frame():
+    from xarray_ome_zarr.direct_read import blosc_content_size, zstd_content_size
+
+    assert zstd_content_size(b"not zstd at all") is None
+    assert zstd_content_size(b"\x28\xb5\x2f\xfd") is None  # too short
+    assert blosc_content_size(b"short") is None
+    data = np.arange(1000, dtype="<u2")
+    assert blosc_content_size(numcodecs.Blosc().encode(data)) == data.nbytes
+
+
+@pytest.mark.parametrize("layout", ["v3-zstd", "v3-blosc", "v2-zstd", "v2-blosc"])
+def test_decoding_into_a_buffer_gives_the_chunk_zarr_gives(tmp_path, layout):
+    from xarray_ome_zarr.direct_read import chunk_decoder_into
+
+    kwargs = {
+        "v3-zstd": dict(zarr_format=3, compressors=ZstdCodec(level=1, checksum=True)),
+        "v3-blosc": dict(zarr_format=3, compressors=BloscCodec(cname="zstd")),
+        "v2-zstd": dict(zarr_format=2, compressors=numcodecs.Zstd()),
+        "v2-blosc": dict(zarr_format=2, compressors=numcodecs.Blosc()),
+    }[layout]
+    array = zarr.create_array(
+        tmp_path / "a.zarr", shape=(4, 6), chunks=(2, 3), dtype="<i4", **kwargs
+    )
+    array[...] = np.arange(24, dtype="<i4").reshape(4, 6)
+    into = chunk_decoder_into(array)
+    assert into is not None
+    key = array.metadata.encode_chunk_key((1, 1))
+    stored = (tmp_path / "a.zarr" / key).read_bytes()
+    scratch = np.full(24, 0xFF, dtype="u1")
+    chunk = into(stored, scratch)
+    assert chunk is not None
+    np.testing.assert_array_equal(chunk, array[2:4, 3:6])
+    assert np.shares_memory(chunk, scratch)
+    assert into(stored, np.empty(25, dtype="u1")) is None  # not the chunk's size
+    other = numcodecs.Zstd().encode(np.arange(5, dtype="<i4"))  # another size stored
+    if "zstd" in layout:
+        assert into(other, scratch) is None
+
+
+def test_no_decoding_into_a_buffer_where_zarr_must_convert(tmp_path):
+    from xarray_ome_zarr.direct_read import chunk_decoder_into
+
+    def make(name, **kwargs):
+        return zarr.create_array(tmp_path / name, shape=(4,), chunks=(2,), **kwargs)
+
+    assert chunk_decoder_into(make("be.zarr", dtype=">u2", zarr_format=2)) is None
+    assert (
+        chunk_decoder_into(make("be3.zarr", dtype="<u2", serializer=BytesCodec(endian="big")))
+        is None
+    )
+    assert chunk_decoder_into(make("gzip.zarr", dtype="<u2", compressors=GzipCodec())) is None
+    assert chunk_decoder_into(make("raw.zarr", dtype="<u2", compressors=None)) is None
+    f_order = make("f.zarr", dtype="<u2", zarr_format=2, order="F", compressors=numcodecs.Zstd())
+    assert chunk_decoder_into(f_order) is None
