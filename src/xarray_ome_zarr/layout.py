@@ -467,7 +467,11 @@ def as_image_dataarray(
     if not isinstance(image, xr.DataArray):
         raise OmeZarrError(f"expected a DataArray or Dataset, got {type(image).__name__}")
     stored, array_attrs = split_dataarray_attrs(image.attrs)
-    return image.copy(deep=False).assign_attrs(array_attrs) if stored else image, stored
+    if not stored:
+        return image, stored
+    array = image.copy(deep=False)
+    array.attrs = array_attrs  # the group's attributes are not the array's
+    return array, stored
 
 
 # ---- writing the convention: an image's group attributes from its levels ----------------
