@@ -39,6 +39,7 @@ __all__ = [
     "array_with_shape",
     "block_slices",
     "client_of_scheduler",
+    "close_filesystem_sessions",
     "codec_pipeline",
     "cpu_count",
     "current_client",
@@ -98,6 +99,27 @@ def sync(coroutine: Coroutine[Any, Any, T]) -> T:
     if _zarr_sync is not None:
         return _zarr_sync(coroutine)  # type: ignore[no-any-return]
     return _sync_in_thread(coroutine)  # pragma: no cover
+
+
+# ---- fsspec: closing an asynchronous filesystem's HTTP sessions ----------------------------
+# Why: zarr makes its fsspec filesystems with ``asynchronous=True``, and s3fs and fsspec's
+# HTTPFileSystem close the aiohttp sessions of such instances only when asked (their finalizer
+# is for synchronous ones), with no public call for it: s3fs keeps the client it opened in
+# ``_s3creator`` (an async context manager; its docs ask the caller to close the session),
+# fsspec's HTTP filesystem its session in ``_session``. Left open, aiohttp prints "Unclosed
+# client session" when the instance is collected. After closing, both open new sessions on
+# their next call (``_s3``/``_session`` reset), so an instance fsspec caches stays usable.
+# Other filesystems are left as they are.
+async def close_filesystem_sessions(fs: Any) -> None:
+    """Close the HTTP sessions of an asynchronous fsspec filesystem (s3fs, fsspec's HTTP)."""
+    creator = getattr(fs, "_s3creator", None)
+    if creator is not None and hasattr(creator, "__aexit__"):
+        fs._s3, fs._s3creator = None, None
+        await creator.__aexit__(None, None, None)
+    session = getattr(fs, "_session", None)
+    if session is not None and hasattr(session, "close"):
+        fs._session = None
+        await session.close()
 
 
 # ---- zarr: writing chunks beyond an array's stored shape --------------------------------

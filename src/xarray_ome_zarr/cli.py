@@ -249,6 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "and please report it)",
             INTERNAL,
         )
+    finally:
+        _close_sessions()
+
+
+def _close_sessions() -> None:
+    """Close the HTTP sessions the command's URL stores opened (fsspec keeps their
+    filesystems cached; left open, aiohttp complains when they are collected)."""
+    store = sys.modules.get(f"{__package__}.store")
+    if store is not None:  # nothing was opened when the store module was never imported
+        store.close_remote_sessions()
 
 
 def _print_warning(

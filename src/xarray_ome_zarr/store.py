@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import warnings
+import weakref
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,13 +25,14 @@ from urllib.parse import urlsplit, urlunsplit
 import zarr
 from zarr.abc.store import Store
 
-from ._compat import sync
+from ._compat import close_filesystem_sessions, sync
 from .consolidated import is_consolidated, open_with_probes, reading_policy
 from .errors import OmeZarrError, OmeZarrWarning
 
 __all__ = [
     "OZX_SUFFIX",
     "OpenedStore",
+    "close_remote_sessions",
     "describe_error",
     "fsspec_protocols",
     "is_memory_store",
@@ -40,6 +42,7 @@ __all__ = [
     "open_root",
     "open_store",
     "redact_url",
+    "remembered",
     "store_name",
     "url_path",
 ]
@@ -186,8 +189,8 @@ def open_store(
                 # before every whole-object read unless max_concurrency is 1: up to three
                 # round trips per metadata document or chunk instead of one.
                 options.setdefault("max_concurrency", 1)
-            store = zarr.storage.FsspecStore.from_url(
-                obj, storage_options=options, read_only=read_only
+            store = remembered(
+                zarr.storage.FsspecStore.from_url(obj, storage_options=options, read_only=read_only)
             )
         except OmeZarrError:
             raise
@@ -466,6 +469,31 @@ def _open_group(store: Any, mode: AccessMode, consolidated: bool | None, name: s
         stacklevel=4,
     )
     return zarr.open_group(store, mode=mode, path=folder, use_consolidated=consolidated)
+
+
+# ---- the HTTP sessions of URL stores -------------------------------------------------------
+#: The fsspec filesystems of the URL stores opened here, by id, while they live.
+_REMOTE_FILESYSTEMS: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def remembered(store: zarr.storage.FsspecStore) -> zarr.storage.FsspecStore:
+    """``store``, its filesystem remembered for :func:`close_remote_sessions`."""
+    _REMOTE_FILESYSTEMS[id(store.fs)] = store.fs
+    return store
+
+
+def close_remote_sessions() -> None:
+    """Close the HTTP sessions of the filesystems of the URL stores opened so far.
+
+    fsspec caches a filesystem beyond the store that made it, and aiohttp prints "Unclosed
+    client session" when one is collected with its sessions open; the command line calls
+    this when a command ends. A filesystem used again opens new sessions.
+    """
+    filesystems = list(_REMOTE_FILESYSTEMS.values())
+    _REMOTE_FILESYSTEMS.clear()
+    for fs in filesystems:
+        with contextlib.suppress(Exception):  # closing must never fail a finished command
+            sync(close_filesystem_sessions(fs))
 
 
 # ---- kinds of store ---------------------------------------------------------------------

@@ -50,6 +50,7 @@ from .store import (
     is_url,
     is_zip_path,
     missing_extra,
+    remembered,
     store_name,
     url_path,
 )
@@ -359,8 +360,10 @@ def make_target(
         return LocalTarget(store, overwrite)
     if is_url(store):
         try:
-            fs_store = zarr.storage.FsspecStore.from_url(
-                store, storage_options=dict(storage_options or {}), read_only=False
+            fs_store = remembered(
+                zarr.storage.FsspecStore.from_url(
+                    store, storage_options=dict(storage_options or {}), read_only=False
+                )
             )
         except ImportError as err:
             raise missing_extra(err, store, name) from err

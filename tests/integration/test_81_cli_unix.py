@@ -223,6 +223,42 @@ def test_storage_options_reach_the_source_and_the_target(bucket, fresh_s3fs, cap
     assert copied["scale0"]["image"].shape == (2, 16, 128, 128)
 
 
+#: Commands run in-process one after another (as test_storage_options_reach_the_source_and_
+#: the_target runs them), then the filesystem cache dropped and collected, as a long-lived
+#: process (or a test fixture) may do: every aiohttp session a command opened must be closed.
+IN_PROCESS_COMMANDS = """
+import gc, sys
+import s3fs
+from xarray_ome_zarr.cli import main
+endpoint = sys.argv[1]
+source, target = "s3://cli/cells.ome.zarr", "s3://cli/sessions.ome.zarr"
+for argv in (
+    ["info", source, "--storage-option", endpoint],
+    ["validate", source, "--storage-option", endpoint],
+    ["convert", source, target, "--storage-option", endpoint,
+     "--target-storage-option", endpoint, "--quiet", "--overwrite"],
+):
+    assert main(argv) == 0, argv
+s3fs.S3FileSystem.clear_instance_cache()
+gc.collect()
+"""
+
+
+def test_commands_close_the_sessions_they_open(bucket):
+    endpoint = f"endpoint_url={bucket.endpoint_url}"
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_COMMANDS, endpoint],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Unclosed" not in done.stderr, done.stderr
+    done = run("info", "s3://cli/cells.ome.zarr", "--storage-option", endpoint)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
 def test_anon_reads_without_credentials(bucket, fresh_s3fs, capsys, monkeypatch):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "")

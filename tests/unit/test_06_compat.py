@@ -281,3 +281,26 @@ def test_no_thread_left_behind_by_the_sync_fallback():
 
     assert _compat._sync_in_thread(value()) == 3
     assert threading.active_count() == before
+
+
+def test_close_filesystem_sessions_closes_and_resets_them():
+    """The private slots s3fs and fsspec's HTTP filesystem keep their sessions in are there:
+    closed, then opened anew on the next call (no network: a session connects lazily)."""
+    s3fs = pytest.importorskip("s3fs")
+    from fsspec.implementations.http import HTTPFileSystem
+
+    async def opened(fs):
+        return await fs.set_session()
+
+    s3 = s3fs.S3FileSystem(
+        asynchronous=True, skip_instance_cache=True, anon=True, endpoint_url="http://127.0.0.1:9"
+    )
+    http = HTTPFileSystem(asynchronous=True, skip_instance_cache=True)
+    for fs, slot in ((s3, "_s3"), (http, "_session")):
+        first = _compat.sync(opened(fs))
+        assert getattr(fs, slot) is first
+        _compat.sync(_compat.close_filesystem_sessions(fs))
+        assert getattr(fs, slot) is None
+        assert _compat.sync(opened(fs)) is not first
+        _compat.sync(_compat.close_filesystem_sessions(fs))
+    assert http._session is None and s3._s3creator is None
