@@ -14,36 +14,22 @@ import xarray_ome_zarr as xoz
 from xarray_ome_zarr.errors import OmeZarrError
 
 from ..conftest import write_hand_image
-from ..fixtures.v06 import AXES, image_document, write_image, write_scene
+from ..fixtures.v06 import (
+    AXES,
+    field_transform,
+    image_document,
+    system,
+    write_field,
+    write_image,
+    write_image_with_other_systems,
+    write_scene,
+)
 from ..servers import http_server
-
-SWAPPED = {
-    "name": "swapped",
-    "axes": [copy.deepcopy(AXES[0]), copy.deepcopy(AXES[2]), copy.deepcopy(AXES[1])],
-}
-ROTATED = {"name": "rotated", "axes": copy.deepcopy(AXES)}
-TO_SWAPPED = {
-    "type": "mapAxis",
-    "mapAxis": [0, 2, 1],
-    "input": {"name": "physical"},
-    "output": {"name": "swapped"},
-}
-TO_ROTATED = {
-    "type": "rotation",
-    "rotation": [[1, 0, 0], [0, 0.6, -0.8], [0, 0.8, 0.6]],
-    "input": {"name": "physical"},
-    "output": {"name": "rotated"},
-}
 
 
 @pytest.fixture
 def image(tmp_path):
-    path = tmp_path / "image.ome.zarr"
-    doc = image_document(
-        extra_systems=[SWAPPED, ROTATED], extra_transforms=[TO_SWAPPED, TO_ROTATED]
-    )
-    pixels = write_image(path, doc)
-    return path, pixels
+    return write_image_with_other_systems(tmp_path / "image.ome.zarr")
 
 
 def test_coordinates_in_the_datasets_output_system_found_by_name(image):
@@ -220,51 +206,9 @@ def test_transform_points_of_a_level_and_errors(image):
 
 def test_displacement_field_is_read_only_when_mapping(tmp_path):
     path = tmp_path / "image.ome.zarr"
-    doc = image_document(
-        extra_systems=[{"name": "warped", "axes": copy.deepcopy(AXES)}],
-        extra_transforms=[
-            {
-                "type": "displacements",
-                "path": "fields/d",
-                "interpolation": "nearest",
-                "input": {"name": "physical"},
-                "output": {"name": "warped"},
-            }
-        ],
-    )
+    doc = image_document(extra_systems=[system("warped")], extra_transforms=[field_transform()])
     write_image(path, doc)
-    field = zarr.open_group(path / "fields" / "d", mode="w", zarr_format=3)
-    values = np.zeros((3, 2, 2, 2))
-    values[1] = 7.0  # +7 along y everywhere
-    field.create_array("s0", shape=values.shape, dtype="f8", dimension_names=["c", "z", "y", "x"])[
-        ...
-    ] = values
-    field.attrs["ome"] = {
-        "version": "0.6",
-        "multiscales": [
-            {
-                "coordinateSystems": [
-                    {
-                        "name": "physical",
-                        "axes": [{"name": "c", "type": "displacement"}, *copy.deepcopy(AXES)],
-                    }
-                ],
-                "datasets": [
-                    {
-                        "path": "s0",
-                        "coordinateTransformations": [
-                            {
-                                "type": "scale",
-                                "scale": [1.0, 10.0, 10.0, 10.0],
-                                "input": {"path": "s0"},
-                                "output": {"name": "physical"},
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    write_field(path / "fields" / "d")  # +7 along y everywhere
     ds = xr.open_dataset(path, engine="ome-zarr")  # the field is not touched
     with pytest.raises(OmeZarrError, match="transform_points"):
         xr.open_dataset(path, engine="ome-zarr", coordinate_system="warped")

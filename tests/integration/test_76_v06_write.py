@@ -20,25 +20,16 @@ import xarray_ome_zarr as xoz
 from xarray_ome_zarr.errors import OmeZarrError
 
 from ..fixtures.stores import hand_image_global_transform
-from ..fixtures.v06 import AXES, image_document, write_image, write_scene
-
-SWAPPED = {
-    "name": "swapped",
-    "axes": [copy.deepcopy(AXES[0]), copy.deepcopy(AXES[2]), copy.deepcopy(AXES[1])],
-}
-TO_SWAPPED = {
-    "type": "mapAxis",
-    "mapAxis": [0, 2, 1],
-    "input": {"name": "physical"},
-    "output": {"name": "swapped"},
-}
-ROTATED = {"name": "rotated", "axes": copy.deepcopy(AXES)}
-TO_ROTATED = {
-    "type": "rotation",
-    "rotation": [[1, 0, 0], [0, 0.6, -0.8], [0, 0.8, 0.6]],
-    "input": {"name": "physical"},
-    "output": {"name": "rotated"},
-}
+from ..fixtures.v06 import (
+    AXES,
+    field_transform,
+    image_document,
+    system,
+    write_field,
+    write_image,
+    write_image_with_other_systems,
+    write_scene,
+)
 
 
 def ome(path, node: str = "") -> dict:
@@ -47,48 +38,7 @@ def ome(path, node: str = "") -> dict:
 
 @pytest.fixture
 def image(tmp_path):
-    path = tmp_path / "image.ome.zarr"
-    doc = image_document(
-        extra_systems=[SWAPPED, ROTATED], extra_transforms=[TO_SWAPPED, TO_ROTATED]
-    )
-    pixels = write_image(path, doc)
-    return path, pixels
-
-
-def write_field(path, name: str = "fields/d") -> None:
-    """A displacement field (+7 along y everywhere) stored as a 0.6 multiscale at ``name``."""
-    field = zarr.open_group(path / name, mode="w", zarr_format=3)
-    values = np.zeros((3, 2, 2, 2))
-    values[1] = 7.0
-    field.create_array("s0", shape=values.shape, dtype="f8", dimension_names=["c", "z", "y", "x"])[
-        ...
-    ] = values
-    field.attrs["ome"] = {
-        "version": "0.6",
-        "multiscales": [
-            {
-                "coordinateSystems": [
-                    {
-                        "name": "physical",
-                        "axes": [{"name": "c", "type": "displacement"}, *copy.deepcopy(AXES)],
-                    }
-                ],
-                "datasets": [
-                    {
-                        "path": "s0",
-                        "coordinateTransformations": [
-                            {
-                                "type": "scale",
-                                "scale": [1.0, 10.0, 10.0, 10.0],
-                                "input": {"path": "s0"},
-                                "output": {"name": "physical"},
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    return write_image_with_other_systems(tmp_path / "image.ome.zarr")
 
 
 # ---- images ------------------------------------------------------------------------------
@@ -230,20 +180,9 @@ def test_coordinate_system_of_a_scene_cannot_map_back_without_the_scene(tmp_path
 @pytest.mark.parametrize("chunks", [None, {}])
 def test_a_displacement_field_is_copied(tmp_path, chunks):
     path = tmp_path / "image.ome.zarr"
-    doc = image_document(
-        extra_systems=[{"name": "warped", "axes": copy.deepcopy(AXES)}],
-        extra_transforms=[
-            {
-                "type": "displacements",
-                "path": "fields/d",
-                "interpolation": "nearest",
-                "input": {"name": "physical"},
-                "output": {"name": "warped"},
-            }
-        ],
-    )
+    doc = image_document(extra_systems=[system("warped")], extra_transforms=[field_transform()])
     write_image(path, doc)
-    write_field(path)
+    write_field(path / "fields" / "d")
     ds = xr.open_dataset(path, engine="ome-zarr", chunks=chunks)
     xoz.to_ome_zarr(ds.isel(x=slice(1, None)), tmp_path / "out.zarr", version="0.6")
     assert xoz.validate(tmp_path / "out.zarr", strict=True) == []
@@ -257,18 +196,10 @@ def test_a_displacement_field_is_copied(tmp_path, chunks):
 def test_a_field_without_a_source_is_refused(tmp_path):
     path = tmp_path / "image.ome.zarr"
     doc = image_document(
-        extra_systems=[{"name": "warped", "axes": copy.deepcopy(AXES)}],
-        extra_transforms=[
-            {
-                "type": "displacements",
-                "path": "fields/d",
-                "input": {"name": "physical"},
-                "output": {"name": "warped"},
-            }
-        ],
+        extra_systems=[system("warped")], extra_transforms=[field_transform(interpolation=None)]
     )
     write_image(path, doc)
-    write_field(path)
+    write_field(path / "fields" / "d")
     ds = xr.open_dataset(path, engine="ome-zarr").load()  # pixels in memory: no source
     with pytest.raises(OmeZarrError, match="'fields/d'.*source"):
         xoz.to_ome_zarr(ds, tmp_path / "out.zarr", version="0.6")
@@ -291,7 +222,7 @@ def test_a_scene_writes_back_as_a_scene(tmp_path):
         }
     )
     root.attrs["ome"] = doc
-    write_field(tmp_path / "scene.zarr")
+    write_field(tmp_path / "scene.zarr" / "fields" / "d")
     tree = xr.open_datatree(tmp_path / "scene.zarr", engine="ome-zarr")
     xoz.to_ome_zarr(tree, tmp_path / "out.zarr", version="0.6")
     assert xoz.validate(tmp_path / "out.zarr", strict=True) == []

@@ -32,7 +32,15 @@ from xarray_ome_zarr.errors import OmeZarrError, OmeZarrWarning
 
 from ..conftest import logging_store
 from ..fixtures.conformance import hierarchy_cases_06
-from ..fixtures.v06 import AXES, image_document, write_image, write_scene
+from ..fixtures.v06 import (
+    AXES,
+    field_transform,
+    image_document,
+    system,
+    write_field,
+    write_image,
+    write_scene,
+)
 from ..servers import http_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,68 +172,20 @@ def test_a_scene_naming_a_system_its_image_lacks(tmp_path):
         xr.open_datatree(path, engine="ome-zarr", coordinate_system="scene")
 
 
-def _field(path: Path, kind: str) -> None:
-    """A 3-vector field over z/y/x stored as the 0.6 multiscale group the spec requires."""
-    group = zarr.open_group(path, mode="w", zarr_format=3)
-    values = np.zeros((3, 2, 2, 2))
-    values[1] = 7.0
-    group.create_array("s0", shape=values.shape, dtype="f8", dimension_names=["c", "z", "y", "x"])[
-        ...
-    ] = values
-    group.attrs["ome"] = {
-        "version": "0.6",
-        "multiscales": [
-            {
-                "coordinateSystems": [
-                    {"name": "physical", "axes": [{"name": "c", "type": kind}, *AXES]}
-                ],
-                "datasets": [
-                    {
-                        "path": "s0",
-                        "coordinateTransformations": [
-                            {
-                                "type": "scale",
-                                "scale": [1.0, 10.0, 10.0, 10.0],
-                                "input": {"path": "s0"},
-                                "output": {"name": "physical"},
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
-
-
 def test_fields_stay_lazy_no_extra_requests_at_open(tmp_path):
     plain = tmp_path / "plain.zarr"
     fielded = tmp_path / "fielded.zarr"
     write_image(plain, image_document())
     doc = image_document(
-        extra_systems=[
-            {"name": "warped", "axes": copy.deepcopy(AXES)},
-            {"name": "mapped", "axes": copy.deepcopy(AXES)},
-        ],
+        extra_systems=[system("warped"), system("mapped")],
         extra_transforms=[
-            {
-                "type": "displacements",
-                "path": "fields/d",
-                "interpolation": "nearest",
-                "input": {"name": "physical"},
-                "output": {"name": "warped"},
-            },
-            {
-                "type": "coordinates",
-                "path": "fields/c",
-                "interpolation": "nearest",
-                "input": {"name": "physical"},
-                "output": {"name": "mapped"},
-            },
+            field_transform(),
+            field_transform("coordinates", "fields/c", "mapped"),
         ],
     )
     write_image(fielded, doc)
-    _field(fielded / "fields" / "d", "displacement")
-    _field(fielded / "fields" / "c", "coordinate")
+    write_field(fielded / "fields" / "d", "displacement")
+    write_field(fielded / "fields" / "c", "coordinate")
 
     def keys(path, opener):
         store, recorder = logging_store(zarr.storage.LocalStore(path, read_only=True))
