@@ -56,6 +56,14 @@ def _fail(where: str, key: str, message: str, rule: str | None = None) -> OmeZar
     return OmeZarrError(f"{where}: {key}: {message}", key=key, reason=message, rule=rule)
 
 
+def _optional_string(raw: Mapping[str, Any], field: str, where: str, key: str) -> str | None:
+    """``raw[field]``: a string, or ``None`` where it is missing; anything else is refused."""
+    value = raw.get(field)
+    if value is not None and not isinstance(value, str):
+        raise _fail(where, f"{key}/{field}", f"must be a string, got {value!r}")
+    return value
+
+
 #: Called with (key, message, rule id) for each deviation a reader accepts (``parse_node``).
 Deviate = Callable[[str, str, str], None]
 
@@ -90,17 +98,12 @@ def find_deviations(
         )
         found.append(("version", message, VERSION_MISSING))
     multiscales = document.get("multiscales") if version in ("0.4", "0.5") else None
-    for m, multiscale in enumerate(multiscales if isinstance(multiscales, list) else ()):
-        if not isinstance(multiscale, Mapping):
-            continue
+    for m, multiscale in _objects(multiscales):
         key = f"multiscales/{m}/coordinateTransformations"
         if _is_identity_only(multiscale.get("coordinateTransformations")):
             message = "an identity where the spec wants a scale (iohub writes it); read as scale 1"
             found.append((key, message, IDENTITY_TRANSFORM))
-        datasets = multiscale.get("datasets")
-        for i, dataset in enumerate(datasets if isinstance(datasets, list) else ()):
-            if not isinstance(dataset, Mapping):
-                continue
+        for i, dataset in _objects(multiscale.get("datasets")):
             key = f"multiscales/{m}/datasets/{i}/coordinateTransformations"
             if _is_identity_only(dataset.get("coordinateTransformations")):
                 message = "an identity as the only transform (iohub writes it); read as scale 1"
@@ -108,6 +111,14 @@ def find_deviations(
             elif "coordinateTransformations" not in dataset and version == "0.4":
                 found.append((key, "is required", MISSING_TRANSFORMS))
     return found
+
+
+def _objects(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """(index, entry) of the JSON objects in ``value`` when it is a list; other entries, and
+    anything but a list, give none (the schema check reports them)."""
+    if not isinstance(value, list):
+        return []
+    return [(i, entry) for i, entry in enumerate(value) if isinstance(entry, Mapping)]
 
 
 def tolerated(problem: SchemaProblem, keys: Sequence[str]) -> bool:
@@ -143,9 +154,7 @@ def split_attributes(
     if ome is not None and not isinstance(ome, Mapping):
         raise _fail(where, "ome", f"must be a JSON object, got {type(ome).__name__}")
     if isinstance(ome, Mapping):
-        version = ome.get("version")
-        if version is not None and not isinstance(version, str):
-            raise _fail(where, "ome/version", f"must be a string, got {version!r}")
+        version = _optional_string(ome, "version", where, "ome")
         # Some writers leave the version off secondary groups (ome-zarr-py's labels group):
         # the "ome" namespace itself says 0.5 or later, and the schema check catches images.
         return version, ome
@@ -579,13 +588,10 @@ def _implied_type(name: str) -> str:
 def _parse_axis(raw: Any, where: str, key: str) -> Axis:
     if not isinstance(raw, Mapping):
         raise _fail(where, key, f"must be a JSON object with a name, got {raw!r}")
-    name, type_, unit = raw.get("name"), raw.get("type"), raw.get("unit")
+    name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise _fail(where, f"{key}/name", f"must be a non-empty string, got {name!r}")
-    if type_ is not None and not isinstance(type_, str):
-        raise _fail(where, f"{key}/type", f"must be a string, got {type_!r}")
-    if unit is not None and not isinstance(unit, str):
-        raise _fail(where, f"{key}/unit", f"must be a string, got {unit!r}")
+    type_, unit = (_optional_string(raw, field, where, key) for field in ("type", "unit"))
     extra = {k: v for k, v in raw.items() if k not in ("name", "type", "unit")}
     return Axis(name, type_, unit, extra)
 
