@@ -101,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="also write the first image's smallest level, rendered in its omero colours",
     )
-    _add_common_options(info)
-    _add_storage_options(info, "PATH")
-    info.set_defaults(func=cmd_info)
+    _add_reading_options(info, cmd_info)
 
     check = commands.add_parser(
         "validate", help="list every problem in a store; exit status 1 if there are errors"
@@ -125,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print one JSON object: {"valid", "message", "problems": [...]}',
     )
-    _add_common_options(check)
-    _add_storage_options(check, "PATH")
-    check.set_defaults(func=cmd_validate)
+    _add_reading_options(check, cmd_validate)
 
     convert = commands.add_parser(
         "convert", help="rewrite a store in another OME-Zarr version, chunking or sharding"
@@ -145,14 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunks in a shard along each axis: '2' or 'y=4,x=4' (instead of --shards)",
     )
     _add_storage_options(convert, "SRC")
-    convert.add_argument(
-        "--target-storage-option",
-        dest="target_storage_options",
-        metavar="KEY=VALUE",
-        type=storage_option,
-        action="append",
-        default=[],
-        help="an fsspec option for DST (repeatable)",
+    _add_storage_option_list(
+        convert, "--target-storage-option", "target_storage_options", "for DST (repeatable)"
     )
     convert.set_defaults(func=cmd_convert)
 
@@ -187,15 +177,35 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_storage_options(parser: argparse.ArgumentParser, what: str) -> None:
+def _add_reading_options(parser: argparse.ArgumentParser, command: Any) -> None:
+    """What the commands reading one store (``PATH``) share after their own options: quiet,
+    the store's fsspec options; ``command`` runs it."""
+    _add_common_options(parser)
+    _add_storage_options(parser, "PATH")
+    parser.set_defaults(func=command)
+
+
+def _add_storage_option_list(
+    parser: argparse.ArgumentParser, flag: str, dest: str, purpose: str
+) -> None:
+    """A repeatable ``KEY=VALUE`` fsspec option, collected as pairs in ``dest``."""
     parser.add_argument(
-        "--storage-option",
-        dest="storage_options",
+        flag,
+        dest=dest,
         metavar="KEY=VALUE",
         type=storage_option,
         action="append",
         default=[],
-        help=f"an fsspec option for {what} (repeatable), e.g. endpoint_url=http://...",
+        help=f"an fsspec option {purpose}",
+    )
+
+
+def _add_storage_options(parser: argparse.ArgumentParser, what: str) -> None:
+    _add_storage_option_list(
+        parser,
+        "--storage-option",
+        "storage_options",
+        f"for {what} (repeatable), e.g. endpoint_url=http://...",
     )
     parser.add_argument(
         "--anon", action="store_true", help=f"read {what} without credentials (public buckets)"
