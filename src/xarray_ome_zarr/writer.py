@@ -956,8 +956,8 @@ def to_ome_zarr(
                          units=units, compressor=compressor, translation=translation,
                          channels=channels, name=name, region=region,
                          compute=None if compute else False)  # fmt: skip
-            if compressors != AUTO:
-                given["compressors"] = compressors
+            if not (isinstance(compressors, str) and compressors == AUTO):
+                given["compressors"] = "given"  # compressors=None (no compression) too
             append_to(obj, store, append_dim=append_dim, group=group, method=method,
                       consolidated=consolidated, storage_options=storage_options,
                       progress=progress, dims=dims, version=_version_text(version),

@@ -162,6 +162,8 @@ def test_refusals_name_store_node_and_key(tmp_path):
         xoz.to_ome_zarr(data[2:], path, append_dim="w")
     with pytest.raises(OmeZarrError, match="cannot apply"):
         xoz.to_ome_zarr(data[2:], path, append_dim="t", chunks={"t": 2})
+    with pytest.raises(OmeZarrError, match="compressors= cannot apply"):  # no compression
+        xoz.to_ome_zarr(data[2:], path, append_dim="t", compressors=None)
     zarr.open_group(tmp_path / "plain.zarr", mode="w")
     with pytest.raises(OmeZarrError, match="no OME-Zarr metadata"):
         xoz.to_ome_zarr(data[2:], tmp_path / "plain.zarr", append_dim="t")
