@@ -483,20 +483,19 @@ def append_to(
     progress: bool = False,
     dims: Sequence[str] | None = None,
     version: str | None = None,
-    refused: Mapping[str, Any] | None = None,
+    refused: Sequence[str] = (),
 ) -> None:
     """Append ``obj`` to the image at ``store``/``group`` along ``append_dim``.
 
     See :func:`xarray_ome_zarr.to_ome_zarr` (``append_dim=``) for what is checked and the
-    order of the writes. ``refused`` are the caller's other settings by keyword: any that
-    is not ``None`` is an error (the store decides them).
+    order of the writes. ``refused`` names the other settings the caller gave: any is an
+    error (the store decides them).
     """
     node = (group or "").strip("/")
-    set_ = [k for k, v in (refused or {}).items() if v is not None]
-    if set_:
+    if refused:
         raise OmeZarrError.at(
             f"append_dim={append_dim!r} appends to the image in the store, which decides the "
-            f"layout, codecs and geometry: {', '.join(k + '=' for k in set_)} cannot apply",
+            f"layout, codecs and geometry: {', '.join(k + '=' for k in refused)} cannot apply",
             store=str(store),
             node=node,
             key="append_dim",

@@ -9,6 +9,7 @@ image; a local directory or ``.ozx`` file is staged beside the target and moved 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -754,6 +755,22 @@ def check_scenes(plan: Plan) -> None:
 
 
 # ---- writing ------------------------------------------------------------------------------
+def _settings_given(**settings: Any) -> list[str]:
+    """The keywords of :func:`to_ome_zarr` among ``settings`` that the caller set, in order:
+    a value other than the keyword's default (an empty ``encoding`` is none). Appends and
+    regions refuse them: the store decides."""
+    defaults = {k: p.default for k, p in inspect.signature(to_ome_zarr).parameters.items()}
+    return [k for k, v in settings.items() if _differs(k, v, defaults[k])]
+
+
+def _differs(key: str, value: Any, default: Any) -> bool:
+    if key == "encoding" or isinstance(default, bool):
+        return bool(value) != bool(default)
+    if isinstance(default, str):  # AUTO
+        return not (isinstance(value, str) and value == default)
+    return value is not None
+
+
 def to_ome_zarr(
     obj: Any,
     store: Any,
@@ -951,13 +968,12 @@ def to_ome_zarr(
     if append_dim is not None:  # the store decides the layout: docs/recipes/streaming.md
         mode = check_append_mode(mode, overwrite, append_dim)
         if appends(obj, store, append_dim, node_path(group), storage_options):
-            given = dict(scale_factors=scale_factors, chunks=chunks, shards=shards, scale=scale,
-                         chunks_per_shard=chunks_per_shard, encoding=encoding or None,
-                         units=units, compressor=compressor, translation=translation,
-                         channels=channels, name=name, region=region,
-                         compute=None if compute else False)  # fmt: skip
-            if not (isinstance(compressors, str) and compressors == AUTO):
-                given["compressors"] = "given"  # compressors=None (no compression) too
+            given = _settings_given(
+                scale_factors=scale_factors, chunks=chunks, shards=shards, scale=scale,
+                chunks_per_shard=chunks_per_shard, encoding=encoding, units=units,
+                compressor=compressor, translation=translation, channels=channels, name=name,
+                region=region, compute=compute, compressors=compressors,
+            )  # fmt: skip
             append_to(obj, store, append_dim=append_dim, group=group, method=method,
                       consolidated=consolidated, storage_options=storage_options,
                       progress=progress, dims=dims, version=_version_text(version),
@@ -983,20 +999,11 @@ def to_ome_zarr(
             )
         from .regions import write_region
 
-        given = {
-            "version": version is not None,
-            "scale_factors": scale_factors is not None,
-            "method": method is not None,
-            "chunks": chunks is not None,
-            "shards": shards is not None,
-            "compressors": not (isinstance(compressors, str) and compressors == AUTO),
-            "encoding": bool(encoding),
-            "overwrite": overwrite,
-            "chunks_per_shard": chunks_per_shard is not None,
-            "compute": not compute,
-            "consolidated": consolidated,
-        }
-        refused = [k for k, v in given.items() if v]
+        refused = _settings_given(
+            version=version, scale_factors=scale_factors, method=method, chunks=chunks,
+            shards=shards, compressors=compressors, encoding=encoding, overwrite=overwrite,
+            chunks_per_shard=chunks_per_shard, compute=compute, consolidated=consolidated,
+        )  # fmt: skip
         if refused:
             raise OmeZarrError.at(
                 f"region= writes into an existing image with its own settings; "
