@@ -44,7 +44,12 @@ from .ngff.v06 import (
     normalise_spelling,
     scene_image_paths,
 )
-from .node_attrs import written_by_xarray_hint
+from .node_attrs import (
+    GROUP_ATTRS,
+    NESTED_COPY_RULE,
+    nested_copy_message,
+    written_by_xarray_hint,
+)
 from .pyramid_state import MARKER_KEY, stale_from, stale_message
 from .pyramid_state import RULE as PYRAMID_INCOMPLETE
 from .store import corrupt_document
@@ -564,9 +569,13 @@ class Walker:
         meta, group, node = out.meta, out.group, out.path
         assert meta is not None
         label = label or meta.image_label is not None
-        stale = stale_from(group.attrs.asdict())
+        attributes = group.attrs.asdict()
+        stale = stale_from(attributes)
         if stale is not None:
             self.findings.notice(node, MARKER_KEY, stale_message(stale), PYRAMID_INCOMPLETE)
+        copied = nested_copy_message(attributes)
+        if copied is not None:
+            self.findings.notice(node, GROUP_ATTRS, copied, NESTED_COPY_RULE)
         if self.one_level is not None and not self.thorough and not self.metadata_only:
             multiscale = first_multiscale(meta, self.where(node))
             index = self.one_level(multiscale, node)

@@ -27,6 +27,8 @@ GROUP_ATTRS = "ome_group_attrs"
 PATH_ATTR = "ome_dataset_path"
 #: Dataset attribute naming the coordinate system chosen with ``coordinate_system=`` (0.6).
 SYSTEM_ATTR = "ome_coordinate_system"
+#: Rule id of a group with OME metadata whose attributes also hold ``ome_group_attrs``.
+NESTED_COPY_RULE = "nested-group-attrs"
 #: The package's own top-level attrs keys: never group attributes.
 OWN_KEYS = frozenset({GROUP_ATTRS, PATH_ATTR, SYSTEM_ATTR})
 
@@ -120,4 +122,22 @@ def written_by_xarray_hint(group_attributes: Mapping[str, Any]) -> str:
         "layout, not OME-Zarr's. To get OME-Zarr back, open it with engine='zarr' "
         "(xr.open_zarr or xr.open_datatree(..., engine='zarr')), then write it with "
         "xoz.to_ome_zarr"
+    )
+
+
+def nested_copy_message(group_attributes: Mapping[str, Any]) -> str | None:
+    """What to say about an OME group whose attributes also hold ``ome_group_attrs`` (an
+    opened object's attributes, copied by xarray's ``to_zarr`` under a writer that adds its
+    own OME metadata, such as multiscale-spatial-image's ``msi.to_zarr``); ``None`` if not.
+    """
+    nested = group_attributes.get(GROUP_ATTRS)
+    if not isinstance(nested, Mapping):
+        return None
+    unread = sorted(str(k) for k in nested if k not in group_attributes)
+    blocks = f"; its blocks {unread} are not read as OME metadata" if unread else ""
+    return (
+        f"the group's attributes also hold {GROUP_ATTRS!r}, a copy of an opened object's "
+        "attributes written by xarray's own to_zarr (e.g. under multiscale-spatial-image's "
+        f"msi.to_zarr){blocks}: only the group's own OME metadata is read (the copy stays in "
+        "attrs, verbatim); xoz.to_ome_zarr writes an opened object with all its metadata"
     )

@@ -238,12 +238,20 @@ def test_msi_to_zarr_of_our_tree_reads_back(tmp_path):
 
     MSI writes its own ``multiscales`` only: the source's other blocks (``omero``, so the
     channel names) stay in the ``ome_group_attrs`` attribute that xarray's ``to_zarr``
-    under MSI copies, verbatim but not as OME metadata.
+    under MSI copies, verbatim but not as OME metadata, and the reader says so.
     """
     write_hand_image(tmp_path / "in.ome.zarr", "0.4")
     dt = xr.open_datatree(tmp_path / "in.ome.zarr", engine="ome-zarr")
     dt.msi.to_zarr(tmp_path / "msi.ome.zarr")
-    back = xr.open_datatree(tmp_path / "msi.ome.zarr", engine="ome-zarr")
+    with pytest.warns(xoz.OmeZarrWarning, match=r"'omero'.*nested-group-attrs") as caught:
+        back = xr.open_datatree(tmp_path / "msi.ome.zarr", engine="ome-zarr")
+    assert {w.message.key for w in caught if w.message.rule == "nested-group-attrs"} == {  # type: ignore[union-attr]
+        "ome_group_attrs"
+    }
+    problems = [
+        p for p in xoz.validate(tmp_path / "msi.ome.zarr") if p.rule == "nested-group-attrs"
+    ]
+    assert [(p.node, p.severity) for p in problems] == [("/", "warning")]
     original = xr.open_datatree(tmp_path / "in.ome.zarr", engine="ome-zarr")
     kept = back.ome.group_attrs["ome_group_attrs"]
     assert kept["omero"] == original.ome.group_attrs["omero"]
