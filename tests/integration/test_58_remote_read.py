@@ -168,6 +168,14 @@ def test_the_engine_reads_remote_levels_through_it(http, site):
     while not isinstance(backend, OmeZarrArray):
         backend = backend.array
     assert isinstance(backend.direct(), StoreReader)  # found at the first read
+    http.clear()
+    ours = ds[next(iter(ds.data_vars))].values
+    asked = sorted(r.path for r in http.requests)
+    http.clear()
+    theirs = zarr.open_array(f"{http.url}/img.zarr/0", mode="r")[...]
+    np.testing.assert_array_equal(ours, theirs)
+    assert asked == sorted(r.path for r in http.chunk_requests())  # zarr's chunk GETs, no more
+    assert len(asked) == 2 * 3 * 3 * 3  # c/z/y/x (2, 5, 13, 11) in chunks of (1, 2, 5, 4)
     local = xr.open_dataset(site / "img.zarr", engine="ome-zarr")
     xr.testing.assert_identical(ds.load(), local.load())
     shutil.rmtree(site / "img.zarr")
