@@ -6,9 +6,10 @@ checks are ``hierarchy``'s, shared with ``validate``; this module builds the Dat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from .ngff.transformations import TransformGraph
 from .ngff.v06 import is_06
 from .node_attrs import node_attrs, written_by_xarray_hint
 from .plate_view import plate_dataset
-from .store import open_root
+from .store import OpenedStore, open_root
 from .systems import add_to_graph, express_in, find_system, image_system, missing_system_error
 from .transforms import coordinate_values, level_geometry
 
@@ -435,22 +436,17 @@ def open_ome_dataset(
     ``coordinate_system`` (0.6) gives coordinates in another coordinate system of the
     image where the transforms to it are axis-aligned.
     """
-    check_strictness(validate, strict)
-    opened = open_root(
+    with _reading(
         store,
         group=group,
         storage_options=storage_options,
         consolidated=consolidated,
         probe_children=False,  # one level reads no labels
-    )
-    try:
-        reader = NodeReader(
-            opened.name,
-            validate=validate,
-            lazy_coordinates=lazy_coordinates,
-            strict=strict,
-            coordinate_system=coordinate_system,
-        )
+        validate=validate,
+        lazy_coordinates=lazy_coordinates,
+        strict=strict,
+        coordinate_system=coordinate_system,
+    ) as (opened, reader):
         node = (group or "").strip("/")
         meta = reader.meta(opened.group, node)
         if meta.plate is not None and not meta.is_image and coordinate_system is None:
@@ -470,9 +466,6 @@ def open_ome_dataset(
         if coordinate_system is not None:
             add_to_graph(reader.graph, meta, "", reader.where(node))
             ds = reader.in_system(ds, meta, "", node)
-    except BaseException:
-        opened.close()
-        raise
     ds.set_close(opened.close)
     return ds
 
@@ -497,9 +490,46 @@ def open_ome_groups(
     ``coordinate_system`` (0.6): every image's coordinates in that system (its own, or a
     scene's above it); an error names the images that cannot reach it.
     """
+    with _reading(
+        store,
+        group=group,
+        storage_options=storage_options,
+        consolidated=consolidated,
+        probe_children=True,
+        validate=validate,
+        lazy_coordinates=lazy_coordinates,
+        strict=strict,
+        coordinate_system=coordinate_system,
+    ) as (opened, reader):
+        groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
+    out = {"/" + key if key else "/": ds for key, ds in groups.items()}
+    out["/"].set_close(opened.close)
+    return out
+
+
+@contextlib.contextmanager
+def _reading(
+    store: Any,
+    *,
+    group: str | None,
+    storage_options: dict[str, Any] | None,
+    consolidated: bool | None,
+    probe_children: bool,
+    validate: bool,
+    lazy_coordinates: bool,
+    strict: bool,
+    coordinate_system: str | None,
+) -> Iterator[tuple[OpenedStore, NodeReader]]:
+    """The opened root of ``store``/``group`` and a :class:`NodeReader` over it (with the
+    children the open probed); the store is closed when the block raises, else the caller
+    hands ``opened.close`` to what it returns."""
     check_strictness(validate, strict)
     opened = open_root(
-        store, group=group, storage_options=storage_options, consolidated=consolidated
+        store,
+        group=group,
+        storage_options=storage_options,
+        consolidated=consolidated,
+        probe_children=probe_children,
     )
     try:
         reader = NodeReader(
@@ -510,13 +540,10 @@ def open_ome_groups(
             coordinate_system=coordinate_system,
         )
         reader.walker.probes = opened.probes
-        groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
+        yield opened, reader
     except BaseException:
         opened.close()
         raise
-    out = {"/" + key if key else "/": ds for key, ds in groups.items()}
-    out["/"].set_close(opened.close)
-    return out
 
 
 def check_strictness(validate: bool, strict: bool) -> None:
