@@ -172,6 +172,25 @@ def test_broken_wells_and_fields_are_named_as_before(tmp_path, plain_paths):
     assert "1" not in fast["A/2"].children and "1" not in fast["B"].children
 
 
+def test_fields_sharing_a_document_each_say_its_deviation(tmp_path):
+    """Equal documents are parsed once, except where parsing has something to say: a
+    deviation in the document every field shares is said for each field."""
+    path = write_plate(tmp_path / "plate.ome.zarr")
+    for row in ROWS:
+        for column in COLUMNS:
+            for field in FIELDS:
+                doc = path / row / column / field / "zarr.json"
+                meta = json.loads(doc.read_text())
+                del meta["attributes"]["ome"]["version"]  # rule version-missing
+                doc.write_text(json.dumps(meta))
+    with pytest.warns(OmeZarrWarning) as caught:
+        tree = xr.open_datatree(path, engine="ome-zarr")
+    said = [str(w.message) for w in caught if "version-missing" in str(w.message)]
+    fields = {f"/{r}/{c}/{f}" for r in ROWS for c in COLUMNS for f in FIELDS}
+    assert {field for field in fields if any(repr(field) in s for s in said)} == fields
+    assert tree["A/1/0/scale0"]["image"].shape == tree["B/3/1/scale0"]["image"].shape
+
+
 def test_a_plate_costs_a_few_round_trips_whatever_its_wells(tmp_path, monkeypatch):
     """Members are fetched for all wells together: the number of fetches does not grow."""
     calls: list[int] = []
