@@ -33,7 +33,6 @@ import numpy as np
 import zarr
 
 from ._compat import sync
-from .collector import collection_paused
 from .direct_read import (
     MISSING,
     ChunkReadError,
@@ -133,12 +132,7 @@ class StoreReader:
                 range(start // c, -(-stop // c))
                 for (start, stop), c in zip(bounds, self.chunks, strict=True)
             ]
-            tiles = list(itertools.product(*grid))
-            # Python's collector paused (collector.py): from S3 a read allocates enough of
-            # aiobotocore's objects to start dozens of collections, now and then a full one
-            # through everything alive (0.4 s), though they are freed by reference counts
-            with collection_paused():
-                sync(_Read(self, out, bounds).run(tiles))
+            sync(_Read(self, out, bounds).run(list(itertools.product(*grid))))
         drop = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
         return out.squeeze(axis=drop) if drop else out
 

@@ -100,25 +100,6 @@ def test_all_chunks_are_asked_for_at_once(http):
     assert [len(w) for w in rounds if w] == [18]  # one round trip, not 18 / zarr's 10
 
 
-def test_the_collector_is_paused_while_chunks_travel(http, monkeypatch):
-    import gc
-
-    reader = StoreReader.of(remote_array(http, "v3-zstd"))
-    assert reader is not None
-    running: list[bool] = []
-    fetch = reader.store.get
-
-    async def get(*args, **kwargs):
-        running.append(gc.isenabled())
-        return await fetch(*args, **kwargs)
-
-    monkeypatch.setattr(reader.store, "get", get)
-    assert gc.isenabled()
-    reader.read((slice(None),) * 3, np.dtype("<u2"))
-    assert len(running) == 18 and not any(running)
-    assert gc.isenabled()  # running again after the read
-
-
 def test_a_corrupt_chunk_is_named(http, site, tmp_path):
     import shutil
 
