@@ -3,7 +3,8 @@
 - :class:`DelayedHTTPServer`: Python's threaded ``http.server`` in the benchmark's own
   process (a thread per connection, HTTP/1.1 keep-alive); every request waits ``delay``
   seconds (a round trip's latency) and is counted by method and status. The opening and plate
-  benchmarks use it; so did the remote reads up to session 4.
+  benchmarks use it; so did the remote reads up to session 4. Since session 5 it sets
+  ``TCP_NODELAY`` (before, each small response waited about 40 ms more, see below).
 - :class:`HTTPServerProcess`: the same interface, served from a child process by aiohttp,
   which sends files with ``sendfile`` and ``TCP_NODELAY``, as a real static server or object
   store does. ``http.server`` writes a response's headers and body separately, so Nagle's
@@ -28,6 +29,9 @@ from typing import Any
 
 class _Handler(SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm holds a
+    # small body back until the client's delayed ACK (about 40 ms), as no real server does
+    disable_nagle_algorithm = True
     server: DelayedHTTPServer
 
     def _delayed(self, method: str) -> None:
