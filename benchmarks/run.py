@@ -322,30 +322,20 @@ def bench_remote(data: dict, n: int) -> Samples:
     http = (
         DelayedHTTPServer(folder, HTTP_DELAY) if inline else HTTPServerProcess(folder, HTTP_DELAY)
     )
+    sharded = Path(data["sharded"]).name  # a shard per channel and level
     with http as server:
-        for _, order in rounds(["zarr", "ours"], n):
-            for who in order:
-                server.reset()
-                spec = {"mode": "remote", "who": who, "url": f"{server.url}/{name}"}
-                result = run_worker({**spec, "reads": READS}, server=None if inline else server)
-                if "error" not in result:
-                    snap = server.snapshot()
-                    chunks = [p for p in snap["paths"] if not p.endswith(METADATA)]
-                    result["requests"] = snap["total"] / result["reads"]
-                    result["chunk_requests"] = len(chunks) / result["reads"]
-                s.add(f"http_{who}", result)
-        sharded = Path(data["sharded"]).name  # a shard per channel and level
-        for _, order in rounds(["zarr", "ours"], n):
-            for who in order:
-                server.reset()
-                spec = {"mode": "remote", "who": who, "url": f"{server.url}/{sharded}"}
-                result = run_worker({**spec, "reads": READS}, server=None if inline else server)
-                if "error" not in result:
-                    snap = server.snapshot()
-                    chunks = [p for p in snap["paths"] if not p.endswith(METADATA)]
-                    result["requests"] = snap["total"] / result["reads"]
-                    result["chunk_requests"] = len(chunks) / result["reads"]
-                s.add(f"shttp_{who}", result)
+        for store, prefix in ((name, "http"), (sharded, "shttp")):
+            for _, order in rounds(["zarr", "ours"], n):
+                for who in order:
+                    server.reset()
+                    spec = {"mode": "remote", "who": who, "url": f"{server.url}/{store}"}
+                    result = run_worker({**spec, "reads": READS}, server=None if inline else server)
+                    if "error" not in result:
+                        snap = server.snapshot()
+                        chunks = [p for p in snap["paths"] if not p.endswith(METADATA)]
+                        result["requests"] = snap["total"] / result["reads"]
+                        result["chunk_requests"] = len(chunks) / result["reads"]
+                    s.add(f"{prefix}_{who}", result)
     try:
         sys.path.insert(0, str(HERE.parent))
         from tests.servers import S3_ENV, S3Server, patched_env, s3_server, upload_tree
