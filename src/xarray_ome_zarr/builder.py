@@ -121,6 +121,14 @@ def _check_dims(dims: Sequence[Hashable], shape: Sequence[int]) -> tuple[str, ..
     hint = axis_name_hint(names)
     if hint:
         raise OmeZarrError(f"dims {names}{hint}")
+    other = [n for n in names if n not in TYPE_BY_NAME]
+    if other:
+        raise OmeZarrError(
+            f"dims {names}: {other} are not axes xoz.image knows (t, c, z, y, x); for an axis "
+            "of another type (an angle, a wavelength), build the DataArray yourself with a "
+            "coordinate whose attrs give its axis_type (and scale), as opened images have, "
+            "and write it with to_ome_zarr"
+        )
     return names
 
 
@@ -224,7 +232,9 @@ def image(
     ------
     OmeZarrError
         For a rank other than 2 to 5 without ``dims``, axis names OME-Zarr does not know
-        (``Y``, ``row``: the message says how to rename them), a keyword naming a dim the
+        (``Y``, ``row``: the message says how to rename them), other names than t, c, z,
+        y, x (a custom axis is built as a DataArray with an ``axis_type`` coordinate
+        attribute), a keyword naming a dim the
         image does not have, or a non-positive scale.
 
     Examples

@@ -115,6 +115,14 @@ def test_axis_names_spelled_otherwise_say_how_to_rename(dims, hint):
     assert hint in str(caught.value)
 
 
+def test_other_axis_names_are_refused_with_the_way_to_a_custom_axis():
+    """A custom axis (``angle``) is not guessed from its name: the message says how to make
+    one (a coordinate whose attrs give its type); never a KeyError."""
+    with pytest.raises(OmeZarrError, match=r"\['angle'\].*axis_type") as caught:
+        xoz.image(np.zeros((4, 6, 8)), dims=("angle", "y", "x"))
+    assert "t, c, z, y, x" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
