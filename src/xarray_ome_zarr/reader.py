@@ -502,9 +502,22 @@ def open_ome_groups(
         coordinate_system=coordinate_system,
     ) as (opened, reader):
         groups = reader.tree(opened.group, (group or "").strip("/"), drop_variables)
-    out = {"/" + key if key else "/": ds for key, ds in groups.items()}
+    out = {"/" + key if key else "/": with_default_indexes(ds) for key, ds in groups.items()}
     out["/"].set_close(opened.close)
     return out
+
+
+def with_default_indexes(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every dimension coordinate indexed (its default index where it has none),
+    as xarray's ``open_datatree`` would make it: the reader builds them itself (lazy ones
+    included), so ``xoz.open_ome_datatree`` can skip xarray's pass over every node."""
+    indexes = ds.xindexes
+    missing = {
+        name: var
+        for name, var in ds.variables.items()
+        if var.dims == (name,) and name not in indexes
+    }
+    return ds.assign_coords(xr.Coordinates(missing)) if missing else ds
 
 
 @contextlib.contextmanager

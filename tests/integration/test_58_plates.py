@@ -146,6 +146,33 @@ def test_plate_tree_is_the_plain_paths_tree(version, tmp_path, plain_paths):
     assert fast["B/3/1/scale1"]["image"].shape == (1, 4, 4)
 
 
+@pytest.mark.parametrize("options", [{}, {"lazy_coordinates": False, "drop_variables": ["c"]}])
+def test_open_ome_datatree_skips_xarrays_index_pass(tmp_path, monkeypatch, options):
+    """``xoz.open_ome_datatree`` gives xarray's tree without its second pass over every node
+    (the reader already indexes every dimension coordinate); asked for, the pass runs."""
+    import xarray.backends.api as xarray_api
+
+    import xarray_ome_zarr as xoz
+
+    path = write_plate(tmp_path / "plate.ome.zarr")
+    calls = []
+    original = xarray_api._maybe_create_default_indexes
+
+    def counted(ds):
+        calls.append(1)
+        return original(ds)
+
+    monkeypatch.setattr(xarray_api, "_maybe_create_default_indexes", counted)
+    plain = xr.open_datatree(path, engine="ome-zarr", **options)
+    assert calls  # xarray's pass, node by node
+    calls.clear()
+    ours = xoz.open_ome_datatree(path, **options)
+    assert not calls
+    assert_same_trees(ours, plain)
+    xoz.open_ome_datatree(path, create_default_indexes=True, **options)
+    assert calls
+
+
 def test_lazy_coordinates_off_and_dropped_variables_too(tmp_path, plain_paths):
     path = write_plate(tmp_path / "plate.ome.zarr")
     options = {"lazy_coordinates": False, "drop_variables": ["c"]}

@@ -123,3 +123,18 @@ def test_error_text_names_store_node_and_key():
     assert str(findings.exception("", "<root>", "no metadata")) == (
         "store 's.zarr', node '/': no metadata"
     )
+
+
+def test_every_dimension_coordinate_gets_its_default_index():
+    """The reader's groups carry every index xarray's open_datatree would add, so the pass
+    that adds them can be skipped (``xoz.open_ome_datatree``)."""
+    from xarray_ome_zarr.reader import with_default_indexes
+
+    bare = xr.Coordinates({"x": np.arange(3.0)}, indexes={})
+    ds = xr.Dataset({"v": ("x", np.zeros(3))}, coords=bare)
+    assert "x" not in ds.xindexes
+    indexed = with_default_indexes(ds)
+    assert isinstance(indexed.xindexes["x"], xr.indexes.PandasIndex)
+    xr.testing.assert_identical(indexed.drop_indexes("x"), ds)
+    complete = xr.Dataset({"v": ("x", np.zeros(3))}, coords={"x": np.arange(3.0)})
+    assert with_default_indexes(complete) is complete
