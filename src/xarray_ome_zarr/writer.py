@@ -237,7 +237,7 @@ def _chunk_layout(
     if stored and len(stored) == len(dims):
         stored = tuple(max(int(s), c) for s, c in zip(stored, chunks, strict=True))
         if all(s % c == 0 for s, c in zip(stored, chunks, strict=True)):
-            return chunks, _clip_shards(stored, chunks, level.shape)
+            return chunks, stored  # as they are, like the encoding's chunks
     return chunks, None
 
 

@@ -211,6 +211,20 @@ def test_asked_chunks_and_shards_hold_when_the_first_write_is_shorter(tmp_path, 
                         shards={"t": 2})  # fmt: skip
 
 
+def test_a_copy_of_a_short_time_lapse_keeps_its_layout(tmp_path):
+    """The encoding's chunks and shards are kept as they are (a round trip keeps the layout),
+    so appends to a copy fill chunks and shards as in the original."""
+    data = pixels((1, 1, 2, 16, 16))
+    layout = dict(chunks={"t": 4, "y": 8, "x": 8}, shards={"t": 8, "y": 16, "x": 16})
+    xoz.to_ome_zarr(timelapse(data), tmp_path / "a.ome.zarr", scale_factors=[2], **layout)
+    xoz.to_ome_zarr(open_quietly(tmp_path / "a.ome.zarr"), tmp_path / "b.ome.zarr")
+    original, copy = (zarr.open_group(tmp_path / n, mode="r") for n in ("a.ome.zarr", "b.ome.zarr"))
+    assert original["0"].shards == (8, 1, 2, 16, 16)
+    for level in ("0", "1"):
+        assert copy[level].chunks == original[level].chunks
+        assert copy[level].shards == original[level].shards
+
+
 def test_one_size_for_every_axis_is_a_cap(tmp_path):
     """``chunks=N`` names no axis: at most N along each, so a channel axis of 2 gets 2."""
     xoz.to_ome_zarr(timelapse(pixels((1, 1, 2, 16, 16))), tmp_path / "a.ome.zarr", chunks=8)
