@@ -84,16 +84,17 @@ class OmeAccessor:
         editing it in place is what ``xoz.to_ome_zarr`` and ``xoz.write_metadata`` write:
         ``ds.ome.group_attrs["ome"]["omero"]["channels"][0]["color"] = "FF00FF"``. Other
         top-level attrs of a Dataset or DataTree node (``ds.attrs["experiment"] = "x"``)
-        are written as group attributes too, beside these. On an object without
-        ``ome_group_attrs``, the group attributes spelled at the top level of ``attrs``
-        (``attrs={"ome": {...}}``) are moved into a new one first: what is written does
-        not change.
+        are written as group attributes too, beside these, and stay where they are. On an
+        object without ``ome_group_attrs``, the OME blocks spelled at the top level of
+        ``attrs`` (``attrs={"ome": {...}}``, ``"omero"``...) are moved into a new one first:
+        what is written does not change.
         """
         attrs = self._obj.attrs
-        if isinstance(self._obj, xr.DataArray):
-            carries = any(k in attrs for k in DATAARRAY_GROUP_KEYS)
-            return attached_group_attrs(attrs, list(attrs) if carries else [])
-        return attached_group_attrs(attrs, list(attrs))
+        blocks = [k for k in attrs if k in DATAARRAY_GROUP_KEYS]
+        if isinstance(self._obj, xr.DataArray) and blocks:
+            # a DataArray's attrs are all its group's when it carries an OME block
+            return attached_group_attrs(attrs, list(attrs))
+        return attached_group_attrs(attrs, blocks)
 
     @property
     def coordinate_systems(self) -> dict[str, list[dict[str, Any]]]:

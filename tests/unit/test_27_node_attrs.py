@@ -63,6 +63,16 @@ def test_the_accessor_gives_the_nested_dict_and_moves_the_old_spelling_into_it()
     assert tree.attrs["ome_group_attrs"] == {"ome": {"version": "0.5"}}
 
 
+def test_the_accessor_moves_only_ome_blocks_and_leaves_a_users_attrs_where_they_are():
+    """Reading ``ds.ome.group_attrs`` changes nothing a user reads at the top level."""
+    ds = xr.Dataset(attrs={"omero": OMERO, "experiment": "x"})
+    before = group_attrs(ds.attrs)
+    assert ds.ome.group_attrs == {"omero": OMERO}
+    assert ds.attrs["experiment"] == "x" and group_attrs(ds.attrs) == before
+    plain = xr.DataTree(xr.Dataset(attrs={"experiment": "x"}))
+    assert plain.ome.group_attrs == {} and plain.attrs["experiment"] == "x"
+
+
 @pytest.mark.parametrize("spelling", ["nested", "top level"])
 def test_a_dataarrays_group_attrs_are_written_to_the_group_not_the_array(tmp_path, spelling):
     import zarr
