@@ -271,18 +271,20 @@ class ShardFormat:
         """The ``(offset, length)`` of each inner chunk of the open shard file ``fd``, its
         last axis of two; ``ValueError`` when the file cannot hold them."""
         size = os.fstat(fd).st_size
-        if size < self.index_size:
-            raise ValueError(f"{size} bytes cannot hold a shard index of {self.index_size}")
-        start = 0 if self.index_at_start else size - self.index_size
+        start = self.index_start(size)
         return self.parse_index(os.pread(fd, self.index_size, start), size)
 
     def index_of(self, shard: Any) -> np.ndarray:
         """:meth:`parse_index` of the index inside a whole shard's bytes."""
-        size = len(shard)
+        start = self.index_start(len(shard))
+        return self.parse_index(shard[start : start + self.index_size], len(shard))
+
+    def index_start(self, size: int) -> int:
+        """Where the index begins in a shard of ``size`` bytes; ``ValueError`` when the shard
+        cannot hold it."""
         if size < self.index_size:
             raise ValueError(f"{size} bytes cannot hold a shard index of {self.index_size}")
-        start = 0 if self.index_at_start else size - self.index_size
-        return self.parse_index(shard[start : start + self.index_size], size)
+        return 0 if self.index_at_start else size - self.index_size
 
     def parse_index(self, raw: Any, size: int | None) -> np.ndarray:
         """The ``(offset, length)`` of each inner chunk from the index's stored bytes ``raw``;
@@ -314,6 +316,22 @@ class ShardFormat:
     def slot(self, chunk: Sequence[int]) -> tuple[int, ...]:
         """The inner chunk's coordinates within its shard (its place in the index)."""
         return tuple(i % n for i, n in zip(chunk, self.chunks_per_shard, strict=True))
+
+
+def stored_layout(
+    array: zarr.Array,
+) -> tuple[tuple[int, ...], Decode, ShardFormat | None] | None:
+    """What each stored object of ``array`` is and how it decodes: ``(shape, decode,
+    shards)``, the chunk shape and a chunk's decoder, or for a sharded array the shard shape,
+    an inner chunk's decoder and the shards' format; ``None`` when zarr must decode them."""
+    shard_shape = getattr(array, "shards", None)
+    if shard_shape is None:
+        decode = chunk_decoder(array)
+        return None if decode is None else (tuple(int(c) for c in array.chunks), decode, None)
+    shards = ShardFormat.of(array)
+    if shards is None:
+        return None
+    return tuple(int(c) for c in shard_shape), shards.decode_inner, shards
 
 
 def _v2_decoder(array: zarr.Array) -> Decode | None:
@@ -370,20 +388,13 @@ class DirectReader:
                 return None
             if np.dtype(array.dtype).kind not in "biufc" or array.ndim == 0:
                 return None
-            shards = None
-            shard_shape = getattr(array, "shards", None)
-            if shard_shape is not None:
-                shards = ShardFormat.of(array)
-                if shards is None or not hasattr(os, "pread"):  # os.pread: POSIX only
-                    return None
-                chunks = tuple(int(c) for c in shard_shape)
-                decode: Decode | None = shards.decode_inner
-            else:
-                chunks = tuple(int(c) for c in array.chunks)
-                decode = chunk_decoder(array)
+            layout = stored_layout(array)
         except Exception:  # an optimisation only: whatever it does not know, zarr reads
             return None
-        if decode is None:
+        if layout is None:
+            return None
+        chunks, decode, shards = layout
+        if shards is not None and not hasattr(os, "pread"):  # os.pread: POSIX only
             return None
         folder = Path(store.root) / array.store_path.path
         fill = fill_value(array)

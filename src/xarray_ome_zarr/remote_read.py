@@ -39,12 +39,12 @@ from .direct_read import (
     Decode,
     DecodeInto,
     ShardFormat,
-    chunk_decoder,
     chunk_decoder_into,
     fill_value,
     overlap,
     read_pool,
     selection_bounds,
+    stored_layout,
 )
 from .store import fsspec_protocols
 
@@ -93,22 +93,12 @@ class StoreReader:
                 return None
             if np.dtype(array.dtype).kind not in "biufc" or array.ndim == 0:
                 return None
-            shards = None
-            shard_shape = getattr(array, "shards", None)
-            if shard_shape is not None:
-                shards = ShardFormat.of(array)
-                if shards is None:
-                    return None
-                chunks = tuple(int(c) for c in shard_shape)
-                decode: Decode | None = shards.decode_inner
-                into = shards.decode_inner_into
-            else:
-                chunks = tuple(int(c) for c in array.chunks)
-                decode = chunk_decoder(array)
-                into = chunk_decoder_into(array)
+            layout = stored_layout(array)
+            if layout is None:
+                return None
+            chunks, decode, shards = layout
+            into = chunk_decoder_into(array) if shards is None else shards.decode_inner_into
         except Exception:  # an optimisation only: whatever it does not know, zarr reads
-            return None
-        if decode is None:
             return None
         prefix = array.store_path.path.strip("/")
         fill = fill_value(array)
