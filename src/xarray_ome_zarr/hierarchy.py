@@ -1030,11 +1030,7 @@ class Walker:
             picked = (_picked(_level_paths(image), self.level_hint) for image in images)
             pairs = zip(images, picked, strict=True)
             levels = [(image, path) for image, paths in pairs for path in paths]
-            found_levels = fetch_members_of(levels)
-            for (group, path), member in zip(
-                [*fields, *levels], [*found, *found_levels], strict=True
-            ):
-                self.prefetched[join(group.path, path)] = member
+            self.keep_ahead([*fields, *levels], [*found, *fetch_members_of(levels)])
             return True
         levels = [(image, path) for image in images for path in (*_level_paths(image), "labels")]
         probed = [image for image in images if is_consolidated(image)]
@@ -1044,11 +1040,15 @@ class Walker:
             found_labels = probe_members(probed[0].store, paths, fmt)
             self.probes.update(zip(paths, found_labels, strict=True))
         found_levels = fetch_members_of(levels)
-        for (group, path), member in zip([*fields, *levels], [*found, *found_levels], strict=True):
-            self.prefetched[join(group.path, path)] = member
+        self.keep_ahead([*fields, *levels], [*found, *found_levels])
         labels = [m for (_, p), m in zip(levels, found_levels, strict=True) if p == "labels"]
         labels += [self.probes.get(join(image.path, "labels")) for image in probed]
         return not any(isinstance(m, zarr.Group) for m in labels)
+
+    def keep_ahead(self, requests: Sequence[tuple[zarr.Group, str]], members: list[Any]) -> None:
+        """Keep members fetched ahead of the walk for :meth:`fetch`, by store path."""
+        for (group, path), member in zip(requests, members, strict=True):
+            self.prefetched[join(group.path, path)] = member
 
     def check_well_path_04(self, plate: Plate, well: WellRef, i: int, node: str) -> None:
         """0.4 well paths: the suite accepts column-first ones, so only warn."""
@@ -1183,11 +1183,7 @@ def _ome_document(group: zarr.Group) -> Mapping[str, Any]:
 def _listed_paths(group: zarr.Group, block: str, key: str) -> list[str]:
     """The string ``path`` of each entry of ``document[block][key]`` (a well's images)."""
     entries = _ome_document(group).get(block)
-    entries = entries.get(key) if isinstance(entries, Mapping) else None
-    if not isinstance(entries, list):
-        return []
-    paths = [e.get("path") for e in entries if isinstance(e, Mapping)]
-    return [p for p in paths if isinstance(p, str)]
+    return _string_paths(entries.get(key) if isinstance(entries, Mapping) else None)
 
 
 def _level_paths(group: zarr.Group) -> list[str]:
@@ -1196,25 +1192,39 @@ def _level_paths(group: zarr.Group) -> list[str]:
     if not isinstance(multiscales, list) or not multiscales:
         return []
     first = multiscales[0]
-    datasets = first.get("datasets") if isinstance(first, Mapping) else None
-    if not isinstance(datasets, list):
+    return _string_paths(first.get("datasets") if isinstance(first, Mapping) else None)
+
+
+def _string_paths(entries: Any) -> list[str]:
+    """The string ``path`` of each JSON object in ``entries`` (none unless it is a list)."""
+    if not isinstance(entries, list):
         return []
-    paths = [d.get("path") for d in datasets if isinstance(d, Mapping)]
+    paths = [e.get("path") for e in entries if isinstance(e, Mapping)]
     return [p for p in paths if isinstance(p, str)]
 
 
-def _picked(paths: list[str], level: int | str | None) -> list[str]:
-    """The dataset path ``level`` (an index, negative too, a path or ``"scaleN"``) names
-    among ``paths`` and level 0's (its shape bounds the level's), when it plainly names one
-    (only a hint for fetching ahead: ``level_of`` fetches these two)."""
-    index: int | None = None
-    if isinstance(level, int) and not isinstance(level, bool) and -len(paths) <= level < len(paths):
-        index = level % len(paths)
-    elif isinstance(level, str):
+def level_position(paths: Sequence[str], level: Any) -> int | None:
+    """The index of the level that ``level`` names among an image's dataset ``paths``: an
+    int (negative ones from the end), a dataset path or ``"scaleN"``; ``None`` where it
+    names none (a bool names none)."""
+    count = len(paths)
+    if isinstance(level, bool):
+        return None
+    if isinstance(level, int | np.integer):
+        return int(level) % count if -count <= level < count else None
+    if isinstance(level, str):
         if level.strip("/") in paths:
-            index = paths.index(level.strip("/"))
-        elif level.startswith("scale") and level[5:].isdigit() and int(level[5:]) < len(paths):
-            index = int(level[5:])
+            return list(paths).index(level.strip("/"))
+        if level.startswith("scale") and level[5:].isdigit() and int(level[5:]) < count:
+            return int(level[5:])
+    return None
+
+
+def _picked(paths: list[str], level: int | str | None) -> list[str]:
+    """The dataset path ``level`` names among ``paths`` and level 0's (its shape bounds the
+    level's), when it names one (only a hint for fetching ahead: ``level_of`` fetches
+    these two)."""
+    index = level_position(paths, level)
     if index is None:
         return []
     return [paths[index]] if index == 0 else [paths[index], paths[0]]

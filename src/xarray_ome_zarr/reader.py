@@ -30,6 +30,7 @@ from .hierarchy import (
     first_multiscale,
     join,
     level_dims,
+    level_position,
 )
 from .layout import PATH_ATTR, SCALE_ATTR, TYPE_ATTR, UNITS_ATTR, variable_name
 from .ngff.limits import MAX_DASK_BLOCKS, dask_chunks
@@ -82,22 +83,18 @@ class NodeReader:
 
     # ---- one image ----------------------------------------------------------------
     def level_index(self, multiscale: Multiscale, level: int | str, node: str) -> int:
-        """Resolve ``level`` (int, negative int, ``"scaleN"`` or dataset path) to an index."""
-        count = len(multiscale.levels)
-        if isinstance(level, bool):
-            raise OmeZarrError(f"{self.where(node)}: level must be an int or a path, got {level!r}")
-        if isinstance(level, int | np.integer):
-            if -count <= level < count:
-                return int(level) % count
+        """Resolve ``level`` (int, negative int, ``"scaleN"`` or dataset path) to an index
+        (:func:`.hierarchy.level_position`); an error says why it names none."""
+        paths = [lv.path for lv in multiscale.levels]
+        index = level_position(paths, level)
+        if index is not None:
+            return index
+        count = len(paths)
+        if isinstance(level, int | np.integer) and not isinstance(level, bool):
             raise OmeZarrError(
                 f"{self.where(node)}: level {level} out of range; the image has {count} levels"
             )
         if isinstance(level, str):
-            paths = [lv.path for lv in multiscale.levels]
-            if level.strip("/") in paths:
-                return paths.index(level.strip("/"))
-            if level.startswith("scale") and level[5:].isdigit() and int(level[5:]) < count:
-                return int(level[5:])
             raise OmeZarrError(
                 f"{self.where(node)}: no level {level!r}; levels are scale0..scale{count - 1} "
                 f"at dataset paths {paths}"
