@@ -181,6 +181,14 @@ def _asked_size(setting: Any, size: int, length: int) -> int:
     return max(1, min(size, length)) if _is_size(setting) else size
 
 
+def _asked_shards(
+    setting: Any, shards: Sequence[int], chunks: Sequence[int], shape: Sequence[int]
+) -> tuple[int, ...]:
+    """Shard sizes the caller asked for (``shards`` or ``chunks_per_shard``): as asked when
+    by axis, clipped to the level when ``setting`` is one size for every axis."""
+    return _clip_shards(shards, chunks, shape) if _is_size(setting) else tuple(shards)
+
+
 def _clip_shards(shards: Sequence[int], chunks: Sequence[int], shape: Sequence[int]) -> tuple:
     return tuple(min(s, -(-n // c) * c) for s, c, n in zip(shards, chunks, shape, strict=True))
 
@@ -211,9 +219,7 @@ def _chunk_layout(
     if options.chunks_per_shard is not None:
         per_shard = _per_dim(options.chunks_per_shard, dims, "chunks_per_shard", where)
         asked_shards = [c * per_shard.get(d, 1) for d, c in zip(dims, chunks, strict=True)]
-        if _is_size(options.chunks_per_shard):
-            return chunks, _clip_shards(asked_shards, chunks, level.shape)
-        return chunks, tuple(asked_shards)
+        return chunks, _asked_shards(options.chunks_per_shard, asked_shards, chunks, level.shape)
     wanted = _per_dim(options.shards, dims, "shards", where)
     if wanted:
         small = [d for d, c in zip(dims, chunks, strict=True) if wanted.get(d, c) < c]
@@ -224,9 +230,7 @@ def _chunk_layout(
                 "chunks (for a number of chunks per shard, pass chunks_per_shard)"
             )
         asked_shards = [wanted.get(d, c) for d, c in zip(dims, chunks, strict=True)]
-        shards = tuple(asked_shards)
-        if _is_size(options.shards):
-            shards = _clip_shards(asked_shards, chunks, level.shape)
+        shards = _asked_shards(options.shards, asked_shards, chunks, level.shape)
         bad = [d for d, s, c in zip(dims, shards, chunks, strict=True) if s % c]
         if bad:
             raise OmeZarrError(
