@@ -35,6 +35,13 @@ def _has_ome_metadata(folder: Path) -> bool:
     return False
 
 
+def is_this_engine(engine: Any) -> bool:
+    """Whether xarray's ``engine`` argument names this engine (by name or class)."""
+    if isinstance(engine, str):
+        return engine == "ome-zarr"
+    return isinstance(engine, type) and issubclass(engine, OmeZarrBackendEntrypoint)
+
+
 class OmeZarrBackendEntrypoint(BackendEntrypoint):
     """Open OME-Zarr (OME-NGFF 0.1-0.6) images, labels, plates and collections.
 
@@ -168,8 +175,12 @@ class OmeZarrBackendEntrypoint(BackendEntrypoint):
         decode_coords: Any = None,
     ) -> DataTree:
         """The whole hierarchy as a DataTree (images, labels, plates, collections)."""
-        from ._compat import datatree_from_dict  # imports zarr: not at engine discovery
-        from .collector import collection_paused
+        from ._compat import datatree_from_dict, skip_index_pass_for  # imports zarr: not at
+        from .collector import collection_paused  # engine discovery
+
+        # every dimension coordinate comes indexed (reader.with_default_indexes): xarray's
+        # pass to index them, which rebuilds the whole tree, is skipped from now on
+        skip_index_pass_for(is_this_engine)
 
         with collection_paused():  # the groups and the tree together
             groups = self.open_groups_as_dict(

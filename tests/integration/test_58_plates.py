@@ -147,12 +147,14 @@ def test_plate_tree_is_the_plain_paths_tree(version, tmp_path, plain_paths):
 
 
 @pytest.mark.parametrize("options", [{}, {"lazy_coordinates": False, "drop_variables": ["c"]}])
-def test_open_ome_datatree_skips_xarrays_index_pass(tmp_path, monkeypatch, options):
-    """``xoz.open_ome_datatree`` gives xarray's tree without its second pass over every node
-    (the reader already indexes every dimension coordinate); asked for, the pass runs."""
+def test_open_datatree_skips_xarrays_index_pass(tmp_path, monkeypatch, options):
+    """``xr.open_datatree`` (engine by name or class) and ``xoz.open_ome_datatree`` give the
+    tree xarray's default-index pass gives without running it over every node: the reader
+    indexes every dimension coordinate itself. Other engines still get the pass."""
     import xarray.backends.api as xarray_api
 
     import xarray_ome_zarr as xoz
+    from xarray_ome_zarr.backend import OmeZarrBackendEntrypoint
 
     path = write_plate(tmp_path / "plate.ome.zarr")
     calls = []
@@ -163,14 +165,24 @@ def test_open_ome_datatree_skips_xarrays_index_pass(tmp_path, monkeypatch, optio
         return original(ds)
 
     monkeypatch.setattr(xarray_api, "_maybe_create_default_indexes", counted)
-    plain = xr.open_datatree(path, engine="ome-zarr", **options)
-    assert calls  # xarray's pass, node by node
-    calls.clear()
-    ours = xoz.open_ome_datatree(path, **options)
+    trees = [
+        xr.open_datatree(path, engine="ome-zarr", **options),
+        xr.open_datatree(path, engine=OmeZarrBackendEntrypoint, **options),
+        xoz.open_ome_datatree(path, create_default_indexes=True, **options),
+        xoz.open_ome_datatree(path, **options),
+    ]
     assert not calls
-    assert_same_trees(ours, plain)
-    xoz.open_ome_datatree(path, create_default_indexes=True, **options)
+    unindexed = xr.open_datatree(path, engine="ome-zarr", create_default_indexes=False, **options)
+    plain = unindexed.map_over_datasets(xarray_api._maybe_create_default_indexes)  # the pass
     assert calls
+    for tree in trees:
+        assert_same_trees(tree, plain)
+
+    calls.clear()
+    xr.Dataset(coords={"x": [1, 2]}).to_zarr(tmp_path / "plain.zarr", consolidated=False)
+    with xr.open_datatree(tmp_path / "plain.zarr", engine="zarr", consolidated=False) as other:
+        assert other["x"].values.tolist() == [1, 2]
+    assert calls  # zarr's engine: xarray's own pass, as without us
 
 
 def test_lazy_coordinates_off_and_dropped_variables_too(tmp_path, plain_paths):

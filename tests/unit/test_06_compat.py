@@ -38,6 +38,7 @@ def test_every_private_path_is_taken_on_the_installed_versions():
     assert _compat.has_variable_data(), "xarray's Variable._data is gone: writes copy numpy"
     assert _compat.has_datatree_from_dict(), "datatree_from_dict_with_io_cleanup is gone"
     assert _compat.has_node_data_setter(), "DataTree._set_node_data is gone: nodes copy"
+    assert _compat.has_index_pass_skip(), "xarray's _datatree_from_backend_datatree moved"
 
 
 # ---- zarr ----------------------------------------------------------------------------------
