@@ -16,7 +16,10 @@ Imports only zarr and numpy; dask, distributed and xarray only when asked.
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -31,6 +34,7 @@ __all__ = [
     "HAS_ASYNC_GETITEM",
     "HAS_CODEC_PIPELINE",
     "HAS_SHARDING_LAYOUT",
+    "HAS_SHARED_ARRAY_METADATA",
     "HAS_SYNC_DECODE",
     "HAS_V2_CODEC",
     "HAS_ZARR_SYNC",
@@ -165,6 +169,8 @@ HAS_ASYNC_GETITEM = (
 def _fetch_members_async(requests: Sequence[tuple[zarr.Group, str]]) -> list[Any]:
     async def one(group: zarr.Group, path: str) -> Any:
         try:
+            if _reads_documents(group):
+                return await _document_of(group, path)
             member = await group._async_group.getitem(path)
         except Exception as err:  # reported with its key by the caller
             return err
@@ -173,7 +179,101 @@ def _fetch_members_async(requests: Sequence[tuple[zarr.Group, str]]) -> list[Any
     async def every() -> list[Any]:
         return list(await asyncio.gather(*(one(g, p) for g, p in requests)))
 
-    return sync(every())
+    found = sync(every())
+    built = MemberBuilder()
+    pairs = zip(requests, found, strict=True)
+    return [built.member(*r, f) if isinstance(f, bytes) else f for r, f in pairs]
+
+
+# ---- zarr: one parse of each distinct array document ---------------------------------------
+# Why: a plate's arrays have a handful of distinct ``zarr.json`` documents (every field's
+# level 0 is the same document), and zarr's member lookup parses each one and builds its
+# ``AsyncArray`` and codec pipeline anew, on its one event-loop thread: 0.13 s of CPU for the
+# 576 arrays of a 96-well plate, a tenth of its open over HTTP (docs/benchmarks.md, "Plates").
+# Here the members' ``zarr.json`` documents of a zarr v3 group are fetched with the store's
+# public ``get`` (the one request zarr's lookup makes), the bytes come back to the calling
+# thread, and each distinct array document is parsed by zarr once per call
+# (``zarr.core.group._build_metadata_v3``, private: what the lookup calls). Every array of a
+# document gets its own copy of the metadata, with its own attributes and other mutable parts
+# (zarr updates an array's attributes in place), and shares the frozen codec pipeline made from
+# the same codecs (the private ``AsyncArray`` fields, set as its ``__init__`` sets them).
+# Groups are parsed each on its own (their documents differ; it costs little). zarr v2 groups
+# and consolidated listings go through zarr's lookup. ``tests/unit/test_06_compat.py`` compares
+# the members with the lookup's. Fallback: zarr's lookup for every member.
+_build_metadata_v3: Callable[[Any], Any] | None
+try:
+    from zarr.core.group import _build_metadata_v3
+except ImportError:  # pragma: no cover - only on a zarr without it
+    _build_metadata_v3 = None
+
+HAS_SHARED_ARRAY_METADATA = (
+    HAS_ASYNC_GETITEM
+    and _build_metadata_v3 is not None
+    and [f.name for f in dataclasses.fields(zarr.AsyncArray)]
+    == ["metadata", "store_path", "codec_pipeline", "config"]
+    and dataclasses.is_dataclass(zarr.core.metadata.ArrayV3Metadata)
+)
+
+
+def _reads_documents(group: zarr.Group) -> bool:
+    """Whether members of ``group`` are looked up by their ``zarr.json`` documents here."""
+    metadata = group.metadata
+    return (
+        HAS_SHARED_ARRAY_METADATA
+        and metadata.zarr_format == 3
+        and getattr(metadata, "consolidated_metadata", None) is None
+    )
+
+
+async def _document_of(group: zarr.Group, path: str) -> bytes:
+    """The bytes of member ``path``'s ``zarr.json`` (``KeyError`` as zarr's lookup when
+    there is none)."""
+    from zarr.buffer import default_buffer_prototype
+
+    store_path = group._async_group.store_path / path
+    found = await (store_path / "zarr.json").get(prototype=default_buffer_prototype())
+    if found is None:
+        raise KeyError(path)
+    return found.to_bytes()
+
+
+class MemberBuilder:
+    """Builds members from their ``zarr.json`` bytes, parsing each distinct array document
+    once (see above); not shared between threads."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[bytes, Any] = {}
+
+    def member(self, group: zarr.Group, path: str, document: bytes) -> Any:
+        """The ``zarr.Array`` or ``zarr.Group`` at ``path`` of ``group``, or the exception
+        zarr's lookup would have raised parsing ``document``."""
+        store_path = group._async_group.store_path / path
+        try:
+            template = self._arrays.get(document)
+            if template is None:
+                assert _build_metadata_v3 is not None
+                metadata = _build_metadata_v3(json.loads(document))
+                if not isinstance(metadata, zarr.core.metadata.ArrayV3Metadata):
+                    return zarr.Group(zarr.AsyncGroup(metadata, store_path=store_path))
+                template = self._arrays[document] = zarr.AsyncArray(metadata, store_path)
+        except Exception as err:  # reported with its key by the caller
+            return err
+        array = copy.copy(template)
+        object.__setattr__(array, "metadata", _own_copy(template.metadata))
+        object.__setattr__(array, "store_path", store_path)
+        return zarr.Array(array)
+
+
+def _own_copy(metadata: Any) -> Any:
+    """A copy of a frozen metadata object whose dicts and lists are its own."""
+    out = copy.copy(metadata)
+    for f in dataclasses.fields(metadata):
+        value = getattr(metadata, f.name)
+        if isinstance(value, dict | list) or (
+            isinstance(value, tuple) and any(isinstance(v, dict | list) for v in value)
+        ):
+            object.__setattr__(out, f.name, copy.deepcopy(value))
+    return out
 
 
 def _fetch_members_one_by_one(group: zarr.Group, paths: Sequence[str]) -> list[Any]:

@@ -113,6 +113,7 @@ def plain_paths(monkeypatch):
         monkeypatch.setattr(_compat, "has_node_data_setter", lambda: False)
         monkeypatch.setattr(_compat, "_dataset_construct_direct", lambda: None)
         monkeypatch.setattr(schema, "_json_text", lambda document: None)
+        monkeypatch.setattr(_compat, "HAS_SHARED_ARRAY_METADATA", False)
 
     return off
 
@@ -209,6 +210,53 @@ def test_broken_wells_and_fields_are_named_as_before(tmp_path, plain_paths):
     assert any("'/A/2/1' cannot be read" in s for s in said), said
     assert any("'/B/1' cannot be read" in s for s in said), said
     assert "1" not in fast["A/2"].children and "1" not in fast["B"].children
+
+
+def test_wells_whose_levels_differ_keep_each_its_own_array(tmp_path, plain_paths):
+    """Equal array documents are parsed once: a well whose level arrays differ in dtype,
+    shape, chunks, fill value, codecs or attributes from the others reads as its own, with
+    values, encodings and attributes as zarr's own lookup of each array gives them."""
+    path = write_plate(tmp_path / "plate.ome.zarr", levels=2, size=8)
+    differs = {
+        "A/2/0": {"dtype": "f4"},
+        "A/3/1": {"fill_value": 9},
+        "B/1/0": {"chunks": (1, 4, 4)},
+        "B/2/1": {"compressors": zarr.codecs.GzipCodec(level=1)},
+        "B/3/0": {"attributes": {"note": "own"}},
+        "B/3/1": {"shape": (1, 6, 6)},
+    }
+    for field, change in differs.items():
+        image = zarr.open_group(path / field, mode="a")
+        for i in range(2):
+            n = (change.get("shape", (1, 8, 8))[1]) >> i
+            options = {"shape": (1, n, n), "chunks": (1, n, n), "dtype": "u2", **change}
+            options["shape"] = (1, n, n)
+            image.create_array(str(i), dimension_names=("c", "y", "x"), overwrite=True, **options)
+    fast = xr.open_datatree(path, engine="ome-zarr")
+    plain_paths()
+    plain = xr.open_datatree(path, engine="ome-zarr")
+    assert_same_trees(fast, plain)
+    for node in fast.subtree:
+        if "image" not in node.dataset.variables:
+            continue
+        a, b = node["image"], plain[node.path]["image"]
+        assert a.encoding == b.encoding, node.path
+        assert a.attrs == b.attrs, node.path
+        np.testing.assert_array_equal(a.values, b.values)
+        assert a.dtype == b.dtype
+    assert fast["A/2/0/scale0"]["image"].dtype == np.float32
+    assert fast["A/2/1/scale0"]["image"].dtype == np.uint16
+    assert (fast["A/3/1/scale1"]["image"].values == 9).all()
+    assert (fast["A/3/0/scale1"]["image"].values == 0).all()
+    assert fast["B/1/0/scale0"]["image"].encoding["chunks"] == (1, 4, 4)
+    assert fast["B/1/1/scale0"]["image"].encoding["chunks"] == (1, 8, 8)
+    assert (
+        fast["B/2/1/scale0"]["image"].encoding["compressors"]
+        != (fast["B/2/0/scale0"]["image"].encoding["compressors"])
+    )
+    assert fast["B/3/0/scale0"]["image"].attrs == {"note": "own"}
+    assert fast["B/3/1/scale0"]["image"].attrs == {}
+    assert fast["B/3/1/scale0"]["image"].shape == (1, 6, 6)
 
 
 def test_fields_sharing_a_document_each_say_its_deviation(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 
 import dask
 import dask.array as da
@@ -31,6 +32,7 @@ def test_every_private_path_is_taken_on_the_installed_versions():
     assert _compat.HAS_SYNC_DECODE, "codec._decode_sync is gone: no direct reads of zarr v3"
     assert _compat.HAS_V2_CODEC, "zarr.codecs._v2.V2Codec is gone: no direct reads of zarr v2"
     assert _compat.HAS_SHARDING_LAYOUT, "ShardingCodec's specs moved: zarr reads the shards"
+    assert _compat.HAS_SHARED_ARRAY_METADATA, "zarr's v3 parse moved: each array parsed anew"
     assert _compat.has_dask_get_scheduler(), "dask.base.get_scheduler is gone"
     assert _compat.has_running_tasks(), "WorkerState.all_running_tasks is gone: slow aborts"
     assert _compat.has_dask_cpu_count(), "dask.system.CPU_COUNT is gone"
@@ -78,22 +80,99 @@ def test_fetch_members_concurrently_like_one_by_one(tmp_path):
     assert isinstance(fast[3], Exception)
 
 
+def _varied_arrays(root: zarr.Group) -> list[str]:
+    """Arrays of one group: pairs with equal documents, and documents that differ in each
+    part zarr parses (dtype, shape, chunks, fill value, codecs, attributes, names)."""
+    made = {
+        "a": {"shape": (2, 4), "dtype": "u2"},
+        "a_twin": {"shape": (2, 4), "dtype": "u2"},
+        "dtype": {"shape": (2, 4), "dtype": "f4"},
+        "shape": {"shape": (3, 4), "dtype": "u2"},
+        "chunks": {"shape": (2, 4), "dtype": "u2", "chunks": (1, 2)},
+        "fill": {"shape": (2, 4), "dtype": "u2", "fill_value": 7},
+        "codecs": {"shape": (2, 4), "dtype": "u2", "compressors": ZstdCodec(level=5)},
+        "sharded": {"shape": (2, 4), "dtype": "u2", "chunks": (1, 2), "shards": (2, 4)},
+        "names": {"shape": (2, 4), "dtype": "u2", "dimension_names": ("y", "x")},
+        "attrs": {"shape": (2, 4), "dtype": "u2", "attributes": {"k": [1, {"n": 2}]}},
+        "attrs_twin": {"shape": (2, 4), "dtype": "u2", "attributes": {"k": [1, {"n": 2}]}},
+    }
+    for name, kwargs in made.items():
+        root.create_array(name, **kwargs)
+    root.create_group("g", attributes={"ome": {"version": "0.5"}})
+    return [*made, "g", "missing"]
+
+
+def test_members_from_their_documents_are_zarrs_lookups(tmp_path):
+    root = zarr.open_group(tmp_path / "g.zarr", mode="w", zarr_format=3)
+    paths = _varied_arrays(root)
+    (tmp_path / "g.zarr" / "broken").mkdir()
+    (tmp_path / "g.zarr" / "broken" / "zarr.json").write_text("{not json")
+    paths.append("broken")
+    fast = _compat.fetch_members(root, paths)
+    slow = _compat._fetch_members_one_by_one(root, paths)
+    assert [type(m) for m in fast] == [type(m) for m in slow]
+    for path, a, b in zip(paths, fast, slow, strict=True):
+        if isinstance(b, Exception):
+            assert type(a) is type(b) and str(a) == str(b), path
+            continue
+        a_inner = a._async_array if isinstance(a, zarr.Array) else a._async_group
+        b_inner = b._async_array if isinstance(b, zarr.Array) else b._async_group
+        assert a_inner == b_inner, path  # metadata, store path, codec pipeline, config
+        assert a_inner.metadata.to_dict() == b_inner.metadata.to_dict(), path
+        assert a.attrs.asdict() == b.attrs.asdict(), path
+    members = dict(zip(paths, fast, strict=True))
+    np.testing.assert_array_equal(members["fill"][...], np.full((2, 4), 7, dtype="u2"))
+    # equal documents share zarr's parse, never their mutable parts
+    twin, attrs_twin = members["a_twin"], members["attrs_twin"]
+    assert twin.metadata.codecs == members["a"].metadata.codecs
+    first, second = members["attrs"].metadata.attributes, attrs_twin.metadata.attributes
+    assert second is not first and second["k"][1] is not first["k"][1]
+
+
+def test_an_arrays_attributes_changed_in_place_leave_its_twins_alone(tmp_path):
+    """zarr updates an array's attributes in place: arrays read from equal documents must
+    not share them."""
+    root = zarr.open_group(tmp_path / "g.zarr", mode="a", zarr_format=3)
+    for name in ("a", "b"):
+        root.create_array(name, shape=(2,), dtype="u1", attributes={"k": {"n": 1}})
+    a, b = _compat.fetch_members(root, ["a", "b"])
+    a.attrs["k"] = {"n": 2}
+    a.attrs.asdict()["k"]["n"] = 3
+    assert b.attrs.asdict() == {"k": {"n": 1}}
+    assert zarr.open_array(tmp_path / "g.zarr" / "b").attrs.asdict() == {"k": {"n": 1}}
+
+
+def test_members_of_v2_and_consolidated_groups_are_zarrs_lookups(tmp_path):
+    for fmt in (2, 3):
+        path = tmp_path / f"g{fmt}.zarr"
+        root = zarr.open_group(path, mode="w", zarr_format=fmt)
+        root.create_array("a", shape=(2,), dtype="u1")
+        assert not _compat._reads_documents(root) if fmt == 2 else _compat._reads_documents(root)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata")
+            zarr.consolidate_metadata(path)
+            consolidated = zarr.open_group(path, mode="r", use_consolidated=True)
+        assert not _compat._reads_documents(consolidated)
+        (a,) = _compat.fetch_members(consolidated, ["a"])
+        assert a._async_array == consolidated["a"]._async_array
+
+
 def test_fetch_members_opens_them_at_once(tmp_path, monkeypatch):
     """The private path really overlaps the opens (the reason it exists)."""
     root = zarr.open_group(tmp_path / "g.zarr", mode="w")
     for i in range(3):
         root.create_array(str(i), shape=(1,), dtype="u1")
     inflight, peak = [0], [0]
-    original = zarr.AsyncGroup.getitem
+    original = zarr.storage.LocalStore.get
 
-    async def slow_getitem(self, key):
+    async def slow_get(self, key, *args, **kwargs):
         inflight[0] += 1
         peak[0] = max(peak[0], inflight[0])
         await asyncio.sleep(0.05)
         inflight[0] -= 1
-        return await original(self, key)
+        return await original(self, key, *args, **kwargs)
 
-    monkeypatch.setattr(zarr.AsyncGroup, "getitem", slow_getitem)
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", slow_get)
     members = _compat.fetch_members(root, ["0", "1", "2"])
     assert all(isinstance(m, zarr.Array) for m in members)
     assert peak[0] == 3
