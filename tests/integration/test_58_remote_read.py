@@ -8,6 +8,8 @@ arrays (a few KiB), read both ways over the selections of the direct-read tests.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numcodecs
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from xarray_ome_zarr import OmeZarrError
 from xarray_ome_zarr.array import OmeZarrArray
 from xarray_ome_zarr.direct_read import ChunkReadError
 from xarray_ome_zarr.remote_read import StoreReader
+from xarray_ome_zarr.s3_obstore import SWITCH
 
 from ..servers import http_server, s3_server, upload_tree
 
@@ -185,12 +188,65 @@ def s3_array(server, source, name: str) -> zarr.Array:
     return zarr.open_array(store, mode="r")
 
 
-def test_s3_reads_equal_zarr(site, s3):
+class CountingStore:
+    """A store whose ``get`` calls (each one request) are recorded: key and byte range."""
+
+    def __init__(self, store):
+        self.store, self.asked = store, []
+
+    async def get(self, key, prototype, byte_range=None):
+        self.asked.append((key, repr(byte_range)))
+        return await self.store.get(key, prototype, byte_range)
+
+
+def _asked(reader: StoreReader, key) -> tuple[np.ndarray | None, list]:
+    counting = CountingStore(reader.store)
+    got = dataclasses.replace(reader, store=counting).read(key, reader.dtype)
+    return got, sorted(counting.asked)
+
+
+@pytest.mark.parametrize("switch", ["0", "1"])  # s3fs, then obstore
+def test_s3_reads_equal_zarr(site, s3, switch, monkeypatch):
+    monkeypatch.setenv(SWITCH, switch)
     array = s3_array(s3, site / "v2-blosc.zarr", "v2-blosc.zarr")
     reader = StoreReader.of(array)
     assert reader is not None
+    assert type(reader.store).__name__ == ("ObjectStore" if switch == "1" else "FsspecStore")
     for key in KEYS[:3]:
         np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
+
+
+def test_s3_chunks_through_obstore_equal_zarr_with_the_same_requests(site, s3, monkeypatch):
+    """Where the s3fs options map exactly (here: an endpoint at an IP address, explicit
+    credentials, the region of the environment), the chunks come through obstore: every
+    value as zarr reads it, the same GET per chunk as through s3fs."""
+    for name in ("v3-zstd",):
+        array = s3_array(s3, site / f"{name}.zarr", f"{name}.zarr")
+        fast = StoreReader.of(array)
+        monkeypatch.setenv(SWITCH, "0")
+        plain = StoreReader.of(array)
+        monkeypatch.delenv(SWITCH)
+        assert fast is not None and plain is not None
+        assert type(fast.store).__name__ == "ObjectStore"
+        for key in KEYS:
+            got, asked = _asked(fast, key)
+            expected, asked_by_s3fs = _asked(plain, key)
+            assert got is not None and got.shape == array[key].shape, key
+            np.testing.assert_array_equal(got, array[key], err_msg=str(key))
+            # the same objects: the bucket's keys, where s3fs's store is rooted at the array
+            assert asked == [(f"{name}.zarr/{k}", r) for k, r in asked_by_s3fs], key
+    store = zarr.storage.FsspecStore.from_url(  # an option not mapped: s3fs keeps the reads
+        "s3://remote-read/v3-zstd.zarr",
+        storage_options={**s3.storage_options, "config_kwargs": {"read_timeout": 30}},
+        read_only=True,
+    )
+    array = zarr.open_array(store, mode="r")
+    reader = StoreReader.of(array)
+    assert reader is not None and type(reader.store).__name__ == "FsspecStore"
+    np.testing.assert_array_equal(reader.read(KEYS[2], np.dtype("<u2")), array[KEYS[2]])
+    monkeypatch.setenv(SWITCH, "fast")
+    with pytest.raises(OmeZarrError, match=SWITCH):
+        StoreReader.of(s3_array(s3, site / "v3-zstd.zarr", "v3-zstd.zarr"))
 
 
 # ---- sharded arrays -----------------------------------------------------------------------
@@ -313,13 +369,22 @@ def test_a_missing_shard_and_a_corrupt_one(sharded_site):
         reader.read((0, 0, 9), np.dtype("<u2"))
 
 
-def test_s3_sharded_reads_equal_zarr(sharded_site, s3):
+def test_s3_sharded_reads_equal_zarr(sharded_site, s3, monkeypatch):
+    """Through obstore (the options map exactly) and through s3fs: zarr's values, the same
+    requests (whole shards, indexes, inner chunks' ranges)."""
     for name in ("end-zstd", "start-zstd"):
         array = s3_array(s3, sharded_site.root / f"{name}.zarr", f"{name}.zarr")
         reader = StoreReader.of(array)
-        assert reader is not None and reader.shards is not None
-        for key in SHARD_KEYS[:4]:
-            np.testing.assert_array_equal(reader.read(key, np.dtype("<u2")), array[key])
+        monkeypatch.setenv(SWITCH, "0")
+        plain = StoreReader.of(array)
+        monkeypatch.delenv(SWITCH)
+        assert reader is not None and reader.shards is not None and plain is not None
+        assert type(reader.store).__name__ == "ObjectStore"
+        for key in SHARD_KEYS:
+            got, asked = _asked(reader, key)
+            np.testing.assert_array_equal(got, array[key], err_msg=str(key))
+            asked_by_s3fs = _asked(plain, key)[1]
+            assert asked == [(f"{name}.zarr/{k}", r) for k, r in asked_by_s3fs], key
 
 
 def test_chunks_of_whole_rows_decode_straight_into_the_result(http, site):

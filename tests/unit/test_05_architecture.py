@@ -44,6 +44,7 @@ LAYERS = {
     "array": 4,
     "direct_read": 4,
     "remote_read": 4,
+    "s3_obstore": 4,
     "hierarchy": 4,
     "existing": 4,
     "locks": 4,
