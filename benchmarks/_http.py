@@ -4,7 +4,9 @@
   process (a thread per connection, HTTP/1.1 keep-alive); every request waits ``delay``
   seconds (a round trip's latency) and is counted by method and status. The opening and plate
   benchmarks use it; so did the remote reads up to session 4. Since session 5 it sets
-  ``TCP_NODELAY`` (before, each small response waited about 40 ms more, see below).
+  ``TCP_NODELAY`` (before, each small response waited about 40 ms more, see below). With
+  ``keep_alive_on_404`` (the plate benchmark, since session 6) a 404 keeps its connection,
+  as real servers do: ``http.server`` closes it after every error response.
 - :class:`HTTPServerProcess`: the same interface, served from a child process by aiohttp,
   which sends files with ``sendfile`` and ``TCP_NODELAY``, as a real static server or object
   store does. ``http.server`` writes a response's headers and body separately, so Nagle's
@@ -54,6 +56,21 @@ class _Handler(SimpleHTTPRequestHandler):
         self._status = code
         super().send_response(code, message)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A 404 keeps the connection open where the server says so, as real static servers
+        and object stores do; ``http.server`` closes the connection after every error, so
+        a client's next request must connect again (and the server start another thread)."""
+        if code != 404 or not self.server.keep_alive_on_404:
+            super().send_error(code, message, explain)
+            return
+        body = b"404 Not Found\n"
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         return None
 
@@ -66,9 +83,11 @@ class DelayedHTTPServer(ThreadingHTTPServer):
     #: refused connections retried after a second (the default backlog is 5)
     request_queue_size = 1024
 
-    def __init__(self, root: Path, delay: float) -> None:
+    def __init__(self, root: Path, delay: float, *, keep_alive_on_404: bool = False) -> None:
         super().__init__(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
         self.delay = delay
+        #: answer 404 without closing the connection (see ``_Handler.send_error``)
+        self.keep_alive_on_404 = keep_alive_on_404
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.paths: list[str] = []

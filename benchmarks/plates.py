@@ -20,7 +20,8 @@ cache), then times ``--opens`` opens and reports their median wall and CPU time:
   (every level of the first field of every well stitched into one array per level; other
   fields are not opened). What it reads is less than ``tree``'s, about what ``view`` reads.
 
-Over HTTP the plate is served by ``_http.DelayedHTTPServer`` (20 ms per request); the tree
+Over HTTP the plate is served by ``_http.DelayedHTTPServer`` (20 ms per request; since session
+6 a 404 keeps its connection open, as real servers do, where ``http.server`` closed it); the tree
 is also opened from a consolidated copy, and request counts and waves are reported. A ratio
 is the median of ours over the median of ome-zarr-py's, from the same run.
 """
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         args.opens,
     )
     folder = Path(plates["plate-96"]).parent
-    with DelayedHTTPServer(folder, delay=0.020) as server:
+    # a 404 (every labels probe) keeps its connection, as real servers do; http.server's
+    # own send_error closes it, so each probe cost both contenders a new connection
+    with DelayedHTTPServer(folder, delay=0.020, keep_alive_on_404=True) as server:
         url = f"{server.url}/plate-96.ome.zarr"
         cons = f"{server.url}/plate-96-consolidated.ome.zarr"
         targets = {"tree": url, "tree_nodefault": url, "view": url, "omezarr": url}
