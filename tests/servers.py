@@ -66,6 +66,8 @@ class Request:
     status: int
     range: str | None = None
     at: float = 0.0  #: ``time.monotonic()`` when the request arrived
+    #: The request's headers, names lower-cased (signatures, tokens, ranges).
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_metadata(self) -> bool:
@@ -156,11 +158,12 @@ class _Handler(SimpleHTTPRequestHandler):
         arrived = time.monotonic()
         self._wait()
         requested = self.headers.get("Range")
+        headers = tuple((k.lower(), v) for k, v in self.headers.items())
         path = Path(self.translate_path(self.path))
         url_path = self.path.split("?", 1)[0]
         if not path.is_file():
             self.server_info.record(
-                Request(self.command, url_path, HTTPStatus.NOT_FOUND, requested, arrived)
+                Request(self.command, url_path, HTTPStatus.NOT_FOUND, requested, arrived, headers)
             )
             self.send_response(HTTPStatus.NOT_FOUND)
             self.send_header("Content-Length", "0")
@@ -186,6 +189,7 @@ class _Handler(SimpleHTTPRequestHandler):
                             HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
                             requested,
                             arrived,
+                            headers,
                         )
                     )
                     self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
@@ -194,7 +198,9 @@ class _Handler(SimpleHTTPRequestHandler):
                     self.end_headers()
                     return
                 status = HTTPStatus.PARTIAL_CONTENT
-        self.server_info.record(Request(self.command, url_path, status, requested, arrived))
+        self.server_info.record(
+            Request(self.command, url_path, status, requested, arrived, headers)
+        )
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")

@@ -10,8 +10,9 @@ options say unambiguously who is asked and with which credentials:
   always uses path-style requests) or ``config_kwargs={"s3": {"addressing_style": "path"}}``;
 - a region given (``client_kwargs={"region_name": ...}``, else ``AWS_DEFAULT_REGION``);
 - credentials given (``key``/``secret``/``token``), or ``anon=True``, else the environment's
-  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and session token): the first place
-  botocore looks, and the only one mapped;
+  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SECURITY_TOKEN``, else
+  ``AWS_SESSION_TOKEN``, in botocore's order): the first place botocore looks, and the only
+  one mapped;
 - no other option than these and s3fs's caching and concurrency ones, no other ``AWS_*``
   variable in the environment (profiles, configured endpoints, requester pays...; a CA bundle
   only over plain ``http``) and no proxy variable.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,6 +77,7 @@ _KNOWN_ENV = frozenset(
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy")
 
 _STORES: dict[tuple[Any, ...], Any] = {}
+_CONFIGS: dict[int, tuple[weakref.ref[Any], dict[str, Any] | None]] = {}
 _LOCK = threading.Lock()
 
 
@@ -144,7 +147,8 @@ def s3_config(
             return None
     else:
         key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-        token = env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN")
+        # botocore's order: the older name first (its EnvProvider.TOKENS)
+        token = env.get("AWS_SECURITY_TOKEN") or env.get("AWS_SESSION_TOKEN")
         if not (key and secret):
             return None
     credentials = {"access_key_id": key, "secret_access_key": secret, "token": token or None}
@@ -177,7 +181,7 @@ def chunk_store(store: Any) -> tuple[Any, str] | None:
         return None
     if not enabled():
         return None
-    config = s3_config(getattr(fs, "storage_options", None) or {})
+    config = _config_of(fs)
     bucket, _, root = str(getattr(store, "path", "")).strip("/").partition("/")
     if config is None or not bucket:
         return None
@@ -192,6 +196,21 @@ def chunk_store(store: Any) -> tuple[Any, str] | None:
         if twin is None:
             twin = _STORES[key] = _object_store(bucket, config)
     return twin, root
+
+
+def _config_of(fs: Any) -> dict[str, Any] | None:
+    """:func:`s3_config` of the filesystem ``fs``, found once per filesystem object: s3fs
+    resolves environment credentials once, when it first connects (before the first chunk
+    read, for the metadata), so a later change of the environment changes neither."""
+    with _LOCK:
+        known = _CONFIGS.get(id(fs))
+        if known is not None and known[0]() is fs:
+            return known[1]
+    config = s3_config(getattr(fs, "storage_options", None) or {})
+    with _LOCK:
+        _CONFIGS[id(fs)] = (weakref.ref(fs), config)
+        weakref.finalize(fs, _CONFIGS.pop, id(fs), None)
+    return config
 
 
 def _object_store(bucket: str, config: dict[str, Any]) -> Any:

@@ -249,6 +249,64 @@ def test_s3_chunks_through_obstore_equal_zarr_with_the_same_requests(site, s3, m
         StoreReader.of(s3_array(s3, site / "v3-zstd.zarr", "v3-zstd.zarr"))
 
 
+def _signed_by(request) -> tuple[str | None, str | None]:
+    """The access key a request was signed with (``None``: unsigned), and its token."""
+    headers = dict(request.headers)
+    auth = headers.get("authorization")
+    key = auth.split("Credential=", 1)[1].split("/", 1)[0] if auth else None
+    return key, headers.get("x-amz-security-token")
+
+
+def test_s3_credentials_reach_the_server_as_s3fs_sends_them(site, monkeypatch):
+    """The chunk requests made through obstore carry the credentials s3fs would use: the
+    explicit ones alone (no token from the environment mixed in), else the environment's,
+    else none (``anon``); and they are the same requests as s3fs's. The S3 endpoint here is
+    the static HTTP server: path-style, ``/bucket/key`` is a file."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "env-token")
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)  # botocore would take it first
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with http_server(site.parent) as server:
+        url = f"s3://{site.name}/v3-zstd.zarr"
+        local = zarr.open_array(site / "v3-zstd.zarr", mode="r")
+        cases = [
+            ({"key": "given-key", "secret": "given-secret"}, {}, ("given-key", None)),
+            ({}, {}, ("env-key", "env-token")),
+            ({}, {"AWS_SECURITY_TOKEN": "old-name"}, ("env-key", "old-name")),
+            ({"anon": True}, {}, (None, None)),
+        ]
+        for options, env, expected in cases:
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            store = zarr.storage.FsspecStore.from_url(
+                url,
+                storage_options={
+                    "endpoint_url": server.url,
+                    "max_concurrency": 1,
+                    "skip_instance_cache": True,  # s3fs resolves the environment once
+                    **options,
+                },
+                read_only=True,
+            )
+            reader = StoreReader.of(zarr.open_array(store, mode="r"))
+            assert reader is not None and type(reader.store).__name__ == "ObjectStore"
+            server.clear()
+            got = reader.read(KEYS[2], np.dtype("<u2"))
+            np.testing.assert_array_equal(got, local[KEYS[2]])
+            chunks = server.chunk_requests()
+            assert chunks and {_signed_by(r) for r in chunks} == {expected}, options
+            ours = sorted((r.path, r.range) for r in chunks)
+            monkeypatch.setenv(SWITCH, "0")
+            plain = StoreReader.of(zarr.open_array(store, mode="r"))
+            monkeypatch.delenv(SWITCH)
+            assert plain is not None and type(plain.store).__name__ == "FsspecStore"
+            server.clear()
+            plain.read(KEYS[2], np.dtype("<u2"))
+            assert ours == sorted((r.path, r.range) for r in server.chunk_requests())
+            assert {_signed_by(r) for r in server.chunk_requests()} == {expected}
+
+
 # ---- sharded arrays -----------------------------------------------------------------------
 SHARDED_SHAPE = (3, 11, 14)  # shards cut by every edge
 SHARDS = (2, 8, 8)
