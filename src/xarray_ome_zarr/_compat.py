@@ -242,38 +242,44 @@ class MemberBuilder:
     once (see above); not shared between threads."""
 
     def __init__(self) -> None:
-        self._arrays: dict[bytes, Any] = {}
+        #: per distinct array document: the array built from it, and its metadata's
+        #: mutable parts (names of the fields each array gets its own copy of)
+        self._arrays: dict[bytes, tuple[Any, tuple[str, ...]]] = {}
 
     def member(self, group: zarr.Group, path: str, document: bytes) -> Any:
         """The ``zarr.Array`` or ``zarr.Group`` at ``path`` of ``group``, or the exception
         zarr's lookup would have raised parsing ``document``."""
         store_path = group._async_group.store_path / path
         try:
-            template = self._arrays.get(document)
-            if template is None:
+            known = self._arrays.get(document)
+            if known is None:
                 assert _build_metadata_v3 is not None
                 metadata = _build_metadata_v3(json.loads(document))
                 if not isinstance(metadata, zarr.core.metadata.ArrayV3Metadata):
                     return zarr.Group(zarr.AsyncGroup(metadata, store_path=store_path))
-                template = self._arrays[document] = zarr.AsyncArray(metadata, store_path)
+                template = zarr.AsyncArray(metadata, store_path)
+                known = self._arrays[document] = (template, _mutable_fields(metadata))
         except Exception as err:  # reported with its key by the caller
             return err
+        template, mutable = known
+        metadata = copy.copy(template.metadata)
+        for name in mutable:
+            object.__setattr__(metadata, name, copy.deepcopy(getattr(template.metadata, name)))
         array = copy.copy(template)
-        object.__setattr__(array, "metadata", _own_copy(template.metadata))
+        object.__setattr__(array, "metadata", metadata)
         object.__setattr__(array, "store_path", store_path)
         return zarr.Array(array)
 
 
-def _own_copy(metadata: Any) -> Any:
-    """A copy of a frozen metadata object whose dicts and lists are its own."""
-    out = copy.copy(metadata)
-    for f in dataclasses.fields(metadata):
-        value = getattr(metadata, f.name)
-        if isinstance(value, dict | list) or (
-            isinstance(value, tuple) and any(isinstance(v, dict | list) for v in value)
-        ):
-            object.__setattr__(out, f.name, copy.deepcopy(value))
-    return out
+def _mutable_fields(metadata: Any) -> tuple[str, ...]:
+    """The fields of a frozen metadata object that hold dicts or lists (its attributes)."""
+
+    def mutable(value: Any) -> bool:
+        if isinstance(value, tuple):
+            return any(mutable(v) for v in value)
+        return isinstance(value, dict | list)
+
+    return tuple(f.name for f in dataclasses.fields(metadata) if mutable(getattr(metadata, f.name)))
 
 
 def _fetch_members_one_by_one(group: zarr.Group, paths: Sequence[str]) -> list[Any]:

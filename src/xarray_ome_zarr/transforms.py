@@ -5,6 +5,7 @@ A coordinate value is the centre of a pixel: ``translation + scale * index``. Pu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,8 +35,16 @@ def _as_vectors(
     return scale, translation
 
 
+#: Geometries of the multiscales seen last, by identity (the multiscale kept, so its id is
+#: not reused while here): a plate's fields share one parsed multiscale (``ParseMemo``), whose
+#: levels' geometry the walk and the reader ask for several times each.
+_GEOMETRIES: dict[int, tuple[Multiscale, dict[int, tuple[np.ndarray, np.ndarray]]]] = {}
+_GEOMETRIES_KEPT = 64
+_geometries_lock = threading.Lock()
+
+
 def level_geometry(multiscale: Multiscale, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Effective (scale, translation) of one level, per axis.
+    """Effective (scale, translation) of one level, per axis (new arrays on each call).
 
     The dataset's own transforms apply first, then the multiscale-wide ones:
     ``scale = S_ms * s_ds`` and ``translation = S_ms * t_ds + t_ms``.
@@ -45,6 +54,24 @@ def level_geometry(multiscale: Multiscale, index: int) -> tuple[np.ndarray, np.n
     OmeZarrError
         When a transform's length differs from the number of axes (message names the key).
     """
+    with _geometries_lock:
+        seen = _GEOMETRIES.get(id(multiscale))
+    if seen is not None and seen[0] is multiscale and index in seen[1]:
+        scale, translation = seen[1][index]
+        return scale.copy(), translation.copy()
+    scale, translation = _level_geometry(multiscale, index)
+    with _geometries_lock:
+        seen = _GEOMETRIES.get(id(multiscale))
+        if seen is None or seen[0] is not multiscale:
+            if len(_GEOMETRIES) >= _GEOMETRIES_KEPT:
+                _GEOMETRIES.pop(next(iter(_GEOMETRIES)))  # the oldest (insertion order)
+            seen = _GEOMETRIES[id(multiscale)] = (multiscale, {})
+        seen[1][index] = (scale.copy(), translation.copy())
+    return scale, translation
+
+
+def _level_geometry(multiscale: Multiscale, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`level_geometry`, computed."""
     ndim = len(multiscale.axes)
     s_ds, t_ds = _as_vectors(
         multiscale.levels[index].transforms,

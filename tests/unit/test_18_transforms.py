@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xarray_ome_zarr import OmeZarrError
+from xarray_ome_zarr import OmeZarrError, transforms
 from xarray_ome_zarr.ngff.model import Axis, Level, Multiscale, Transform
 from xarray_ome_zarr.transforms import (
     block_factor,
@@ -69,6 +69,30 @@ def test_a_transform_of_the_wrong_length_is_an_error_naming_its_key():
     ms = multiscale([[]], [Transform("translation", (1.0,))])
     with pytest.raises(OmeZarrError, match="multiscales/0/coordinateTransformations/0"):
         level_geometry(ms, 0)
+
+
+def test_geometry_asked_again_is_the_same_and_each_callers_own(monkeypatch):
+    """A multiscale's geometry is remembered (a plate's fields share one parsed multiscale),
+    by identity: asked again it is equal, in new arrays a caller may change; an equal-looking
+    multiscale with other transforms, or one seen after many others, gets its own."""
+    calls = []
+    compute = transforms._level_geometry
+    monkeypatch.setattr(
+        transforms, "_level_geometry", lambda m, i: calls.append(i) or compute(m, i)
+    )
+    ms = multiscale([[Transform("scale", (1.0, 0.5, 0.5))], [Transform("scale", (1.0, 1.0, 1.0))]])
+    first = level_geometry(ms, 0)
+    first[0][:] = 99.0  # the caller's own arrays
+    again = level_geometry(ms, 0)
+    np.testing.assert_array_equal(again[0], [1.0, 0.5, 0.5])
+    assert again[0] is not first[0] and calls == [0]
+    np.testing.assert_array_equal(level_geometry(ms, 1)[0], [1.0, 1.0, 1.0])
+    other = multiscale([[Transform("scale", (1.0, 2.0, 2.0))]])
+    np.testing.assert_array_equal(level_geometry(other, 0)[0], [1.0, 2.0, 2.0])
+    for _ in range(transforms._GEOMETRIES_KEPT + 1):  # ms is forgotten, still right
+        level_geometry(multiscale([[]]), 0)
+    np.testing.assert_array_equal(level_geometry(ms, 0)[0], [1.0, 0.5, 0.5])
+    assert calls.count(0) == 2 + transforms._GEOMETRIES_KEPT + 1 + 1
 
 
 # ---- coordinates <-> scale and translation ------------------------------------------------
