@@ -59,6 +59,7 @@ NAMES = {
     "http_zarr": "zarr-python over HTTP",
     "s3_ours": "xarray-ome-zarr from S3",
     "s3_zarr": "zarr-python from S3",
+    "s3_ours_s3fs": "xarray-ome-zarr from S3, XARRAY_OME_ZARR_OBSTORE=0",
     "shttp_ours": "xarray-ome-zarr, sharded, over HTTP",
     "shttp_zarr": "zarr-python, sharded, over HTTP",
     "xrzarr": "xarray zarr engine + dask",
@@ -355,10 +356,18 @@ def bench_remote(data: dict, n: int) -> Samples:
         # s3fs asks for an object's size before every read unless max_concurrency is 1
         # (what our open_store sets): both get the same options, so the same requests.
         options = {**s3.storage_options, "max_concurrency": 1}
-        for _, order in rounds(["zarr", "ours"], n):
+        # ours twice: as a user gets it (chunks through obstore where the options map, as
+        # here), and with XARRAY_OME_ZARR_OBSTORE=0 (chunks through s3fs, as before)
+        for _, order in rounds(["zarr", "ours", "ours_s3fs"], n):
             for who in order:
-                spec = {"mode": "remote", "who": who, "url": f"s3://bench/{name}"}
+                spec = {
+                    "mode": "remote",
+                    "who": who.removesuffix("_s3fs"),
+                    "url": f"s3://bench/{name}",
+                }
                 spec.update(storage_options=options, reads=READS)
+                if who == "ours_s3fs":
+                    spec["env"] = {"XARRAY_OME_ZARR_OBSTORE": "0"}
                 s.add(f"s3_{who}", run_worker(spec, server=process))
     return s
 
@@ -489,23 +498,26 @@ def table_rows(res: dict[str, Samples], data: dict, quick: bool = False) -> list
         for where, label in (
             ("http", f"over HTTP, {HTTP_DELAY * 1000:.0f} ms/request"),
             ("s3", "from S3 (moto server)"),
+            ("s3_ours_s3fs", "from S3 (moto server), chunks through s3fs"),
             ("shttp", f"sharded, over HTTP, {HTTP_DELAY * 1000:.0f} ms/request"),
         ):
             b = f"read level 0 {label}"
-            limit = None if where == "shttp" else 0.70  # the goal: unsharded level 0
-            row = ratio_row(s, b, f"{where}_ours", f"{where}_zarr", "time", limit, fmt_time)
-            qa, qb = s.median(f"{where}_ours", "requests"), s.median(f"{where}_zarr", "requests")
-            ca = s.median(f"{where}_ours", "chunk_requests")
+            ours = f"{where}_ours" if not where.endswith("_s3fs") else where
+            where = where.split("_")[0]
+            limit = 0.70 if where != "shttp" and ours.endswith("_ours") else None  # the goal
+            row = ratio_row(s, b, ours, f"{where}_zarr", "time", limit, fmt_time)
+            qa, qb = s.median(ours, "requests"), s.median(f"{where}_zarr", "requests")
+            ca = s.median(ours, "chunk_requests")
             cb = s.median(f"{where}_zarr", "chunk_requests")
             if qa is not None and qb is not None:
                 row.measured += (
                     f"; {qa:.0f} vs {qb:.0f} requests a read ({ca:.0f} vs {cb:.0f} for chunks)"
                 )
             sa, sb = (
-                s.median(f"{where}_ours", "server_cpu"),
+                s.median(ours, "server_cpu"),
                 s.median(f"{where}_zarr", "server_cpu"),
             )
-            ua, ub = s.median(f"{where}_ours", "cpu"), s.median(f"{where}_zarr", "cpu")
+            ua, ub = s.median(ours, "cpu"), s.median(f"{where}_zarr", "cpu")
             if sa is not None and sb is not None and ua is not None and ub is not None:
                 row.measured += (
                     f"; CPU a read: client {fmt_time(ua)} vs {fmt_time(ub)}, "
@@ -678,6 +690,9 @@ def versions() -> dict:
         "ome-zarr",
         "fsspec",
         "aiohttp",
+        "s3fs",
+        "obstore",
+        "moto",
     ):
         try:
             out[dist] = version(dist)
