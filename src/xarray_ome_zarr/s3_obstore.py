@@ -31,6 +31,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,6 +76,14 @@ _KNOWN_ENV = frozenset(
     }
 )
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy")
+
+#: botocore's (s3fs's) timeouts: 60 s to connect and 60 s for each read of the socket, no
+#: limit on a whole request (obstore's default of 30 s would fail a large shard on a slow link).
+CLIENT_TIMEOUTS = {
+    "connect_timeout": timedelta(seconds=60),
+    "read_timeout": timedelta(seconds=60),
+    "timeout": timedelta(days=365),
+}
 
 _STORES: dict[tuple[Any, ...], Any] = {}
 _CONFIGS: dict[int, tuple[weakref.ref[Any], dict[str, Any] | None]] = {}
@@ -236,7 +245,7 @@ def _object_store(bucket: str, config: dict[str, Any]) -> Any:
     s3 = make(
         bucket,
         config=settings,
-        client_options={"allow_http": config["allow_http"]},
+        client_options={"allow_http": config["allow_http"], **CLIENT_TIMEOUTS},
         credential_provider=provider,
     )
     return ObjectStore(s3, read_only=True)

@@ -95,3 +95,14 @@ def test_the_switch():
     assert not enabled({SWITCH: "0"}) and not enabled({SWITCH: "off"})
     with pytest.raises(OmeZarrError, match=SWITCH):
         enabled({SWITCH: "fast"})
+
+
+def test_the_obstore_client_waits_as_long_as_botocore():
+    """60 s to connect, 60 s for each read, no limit on a whole request: obstore's default
+    limit of 30 s a request would fail a large shard on a slow link where s3fs reads it."""
+    from xarray_ome_zarr.s3_obstore import _object_store
+
+    config = {"endpoint": ENDPOINT, "region": "us-east-1", "allow_http": True, "anon": True}
+    options = _object_store("bucket", config).store.client_options
+    assert (options["connect_timeout"], options["read_timeout"]) == ("1m", "1m")
+    assert options["timeout"].startswith("11months")
