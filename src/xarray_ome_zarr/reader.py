@@ -7,6 +7,7 @@ checks are ``hierarchy``'s, shared with ``validate``; this module builds the Dat
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -51,6 +52,9 @@ class NodeReader:
     first problem; this class turns what it finds into Datasets.
     """
 
+    #: Make the coordinates of one level of one parsed document once (see ``coordinates``).
+    remember_coordinates = True
+
     def __init__(
         self,
         store_name: str,
@@ -69,6 +73,8 @@ class NodeReader:
         self.coordinate_system = coordinate_system
         self.graph = TransformGraph()
         self._channel_indexes: dict[tuple[str, tuple[str, ...]], PandasIndex] = {}
+        #: coordinates made, by (parsed document, level, shape, first axis): see coordinates
+        self._coordinates: dict[tuple[int, int, tuple[int, ...], int], Any] = {}
 
     def where(self, node: str) -> str:
         """Name a node of this store for messages."""
@@ -166,7 +172,27 @@ class NodeReader:
         Space and time coordinates are lazy indexes (:mod:`.coordinate_index`) unless the
         reader was made with ``lazy_coordinates=False``: their cost does not grow with the
         image.
+
+        Those of one level of one parsed document are made once (a plate's fields share
+        their parsed metadata): each call gets its own variables, with their own attrs,
+        over the same immutable indexes; coordinates that said something (a warning) are
+        made again, so each node says it.
         """
+        key = (id(meta), index, tuple(shape), first)
+        known = self._coordinates.get(key) if self.remember_coordinates else None
+        if known is not None and known[0] is meta:
+            return _own_variables(known[1]), dict(known[2])
+        variables, indexes, said = self._made_coordinates(meta, index, shape, node, first)
+        if not said and self.remember_coordinates:
+            self._coordinates[key] = (meta, variables, indexes)
+            return _own_variables(variables), dict(indexes)
+        return variables, indexes
+
+    def _made_coordinates(
+        self, meta: NodeMeta, index: int, shape: tuple[int, ...], node: str, first: int
+    ) -> tuple[dict[str, xr.Variable], dict[str, Index], bool]:
+        """:meth:`coordinates`, made, and whether a warning said something about them."""
+        said = False
         multiscale = meta.multiscales[0]
         try:
             scale, translation = level_geometry(multiscale, index)
@@ -204,7 +230,9 @@ class NodeReader:
                 labels = channel_labels(meta.omero, size, self.where(node))
                 if labels is not None:
                     self.add_channels(variables, indexes, axis.name, labels)
-        return variables, indexes
+                else:  # channel_labels warns where omero names a different count
+                    said = said or (meta.omero is not None and meta.omero.labels is not None)
+        return variables, indexes, said
 
     def add_channels(
         self,
@@ -314,6 +342,17 @@ class NodeReader:
         for path, child in node.children.items():
             out.update(_prefixed(path, self.datasets(child, drop_variables, join(prefix, path))))
         return out
+
+
+def _own_variables(variables: Mapping[str, xr.Variable]) -> dict[str, xr.Variable]:
+    """Shallow copies of ``variables`` (the same immutable data) with attrs of their own."""
+    out = {}
+    for name, variable in variables.items():
+        copied = variable.copy(deep=False)  # attrs copied, their values shared
+        if not all(isinstance(v, str | int | float | bool | None) for v in copied.attrs.values()):
+            copied.attrs = copy.deepcopy(variable.attrs)
+        out[name] = copied
+    return out
 
 
 def _add_indexed(

@@ -19,7 +19,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from xarray_ome_zarr import OmeZarrError, OmeZarrWarning, _compat, hierarchy
+from xarray_ome_zarr import OmeZarrError, OmeZarrWarning, _compat, hierarchy, reader
 from xarray_ome_zarr.ngff import schema
 
 ROWS, COLUMNS, FIELDS = ("A", "B"), ("1", "2", "3"), ("0", "1")
@@ -114,6 +114,7 @@ def plain_paths(monkeypatch):
         monkeypatch.setattr(_compat, "_dataset_construct_direct", lambda: None)
         monkeypatch.setattr(schema, "_json_text", lambda document: None)
         monkeypatch.setattr(_compat, "HAS_SHARED_ARRAY_METADATA", False)
+        monkeypatch.setattr(reader.NodeReader, "remember_coordinates", False)
 
     return off
 
@@ -257,6 +258,59 @@ def test_wells_whose_levels_differ_keep_each_its_own_array(tmp_path, plain_paths
     assert fast["B/3/0/scale0"]["image"].attrs == {"note": "own"}
     assert fast["B/3/1/scale0"]["image"].attrs == {}
     assert fast["B/3/1/scale0"]["image"].shape == (1, 6, 6)
+
+
+def test_coordinates_made_once_per_document_are_each_nodes_own(tmp_path, plain_paths):
+    """The coordinates of one level of one document are made once: fields of another
+    geometry get theirs, every node's coordinate attrs are its own, and a warning about the
+    channels is said for every field that has it."""
+    path = write_plate(tmp_path / "plate.ome.zarr")
+    for field, change in {"A/2/0": "shift", "B/1/1": "channels", "B/2/0": "channels"}.items():
+        group = zarr.open_group(path / field, mode="a")
+        block = _field_block("0.5", 2, shift=3.0)
+        if change == "channels":  # omero names two channels of a one-channel image
+            block = _field_block("0.5", 2)
+            block["omero"]["channels"] *= 2
+        _put_ome(group, "0.5", block)
+    with pytest.warns(OmeZarrWarning) as caught:
+        fast = xr.open_datatree(path, engine="ome-zarr")
+    said = [str(w.message) for w in caught if "omero names 2 channels" in str(w.message)]
+    assert len(said) == 4, said  # both levels of both fields
+    assert {f for f in ("'/B/1/1'", "'/B/2/0'") if any(f in s for s in said)} == {
+        "'/B/1/1'",
+        "'/B/2/0'",
+    }
+    plain_paths()
+    with pytest.warns(OmeZarrWarning):
+        plain = xr.open_datatree(path, engine="ome-zarr")
+    assert_same_trees(fast, plain)
+    assert float(fast["A/2/0/scale0"]["y"][0]) == 3.0
+    assert float(fast["A/2/1/scale0"]["y"][0]) == 0.0
+    assert "c" not in fast["B/1/1/scale0"].coords and "c" in fast["B/1/0/scale0"].coords
+    fast["A/1/0/scale0"]["y"].attrs["units"] = "changed"
+    fast["A/1/0/scale0"]["c"].attrs["type"] = "changed"
+    assert fast["A/1/1/scale0"]["y"].attrs == plain["A/1/1/scale0"]["y"].attrs
+    assert fast["A/3/0/scale0"]["c"].attrs == plain["A/3/0/scale0"]["c"].attrs
+    assert fast["A/1/0/scale0"]["y"].attrs["units"] == "changed"
+
+
+def test_remembered_coordinates_are_new_variables_each_time(tmp_path):
+    path = write_plate(tmp_path / "plate.ome.zarr", rows=("A",), columns=("1",))
+    node_reader = reader.NodeReader("plate")
+    meta = node_reader.meta(zarr.open_group(path / "A" / "1" / "0", mode="r"), "A/1/0")
+    made = [node_reader.coordinates(meta, 0, (1, 8, 8), "A/1/0") for _ in range(3)]
+    (first, first_indexes), (again, again_indexes), (third, _) = made
+    assert first.keys() == again.keys() == third.keys() == {"c", "y", "x"}
+    for k in first:
+        assert len({id(first[k]), id(again[k]), id(third[k])}) == 3
+        assert len({id(first[k].attrs), id(again[k].attrs), id(third[k].attrs)}) == 3
+    assert all(first_indexes[k] is again_indexes[k] for k in first_indexes)  # immutable
+    again["y"].attrs["units"] = "changed"
+    assert node_reader.coordinates(meta, 0, (1, 8, 8), "A/1/0")[0]["y"].attrs["units"] == (
+        "micrometer"
+    )
+    other, _ = node_reader.coordinates(meta, 1, (1, 4, 4), "A/1/0")
+    assert other["y"].attrs["scale"] == 1.0 and other["y"].size == 4
 
 
 def test_fields_sharing_a_document_each_say_its_deviation(tmp_path):
