@@ -18,8 +18,9 @@ options say unambiguously who is asked and with which credentials:
   only over plain ``http``) and no proxy variable.
 
 Anything else (profiles and the ``~/.aws`` files, region discovery, AWS's own endpoints,
-unknown options) keeps s3fs. obstore is an optional dependency (the ``[remote]`` extra); the
-environment variable :data:`SWITCH` set to ``0`` turns this off. Metadata is always read
+unknown options) keeps s3fs, and so does a process forked from one that had imported obstore
+(its runtime does not survive ``fork``). obstore is an optional dependency (the ``[remote]``
+extra); the environment variable :data:`SWITCH` set to ``0`` turns this off. Metadata is always read
 through the fsspec store; only chunk (and shard) requests go through obstore, one GET each as
 before, so the requests are the same.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -85,9 +87,26 @@ CLIENT_TIMEOUTS = {
     "timeout": timedelta(days=365),
 }
 
+#: Set in a child forked from a process that had imported obstore: obstore's Rust runtime
+#: (tokio) does not survive ``fork`` (its threads are gone, requests would hang), so such a
+#: process keeps s3fs for its chunk reads (a process started with ``spawn`` is fresh).
+_FORKED_AFTER_OBSTORE = False
+
 _STORES: dict[tuple[Any, ...], Any] = {}
 _CONFIGS: dict[int, tuple[weakref.ref[Any], dict[str, Any] | None]] = {}
 _LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: no obstore if the parent had it, no store or lock of the parent."""
+    global _FORKED_AFTER_OBSTORE, _LOCK
+    _FORKED_AFTER_OBSTORE = _FORKED_AFTER_OBSTORE or "obstore" in sys.modules
+    _LOCK = threading.Lock()
+    _STORES.clear()
+    _CONFIGS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -188,7 +207,7 @@ def chunk_store(store: Any) -> tuple[Any, str] | None:
     fs = getattr(store, "fs", None)
     if type(fs).__name__ != "S3FileSystem" or type(fs).__module__.split(".")[0] != "s3fs":
         return None
-    if not enabled():
+    if not enabled() or _FORKED_AFTER_OBSTORE:
         return None
     config = _config_of(fs)
     bucket, _, root = str(getattr(store, "path", "")).strip("/").partition("/")

@@ -249,6 +249,30 @@ def test_s3_chunks_through_obstore_equal_zarr_with_the_same_requests(site, s3, m
         StoreReader.of(s3_array(s3, site / "v3-zstd.zarr", "v3-zstd.zarr"))
 
 
+def _read_in_this_process(options: dict) -> tuple[str, list]:
+    """Which store a fresh reader of the ``v3-zstd`` copy on S3 uses here, and its values."""
+    store = zarr.storage.FsspecStore.from_url(
+        "s3://remote-read/v3-zstd.zarr", storage_options=options, read_only=True
+    )
+    reader = StoreReader.of(zarr.open_array(store, mode="r"))
+    assert reader is not None
+    return type(reader.store).__name__, reader.read(KEYS[0], np.dtype("<u2")).tolist()
+
+
+def test_a_process_forked_after_obstore_reads_through_s3fs(site, s3):
+    """obstore's runtime does not survive ``fork``: a child forked after the parent used it
+    would hang on its first request. Such a child reads its chunks through s3fs."""
+    import multiprocessing
+
+    array = s3_array(s3, site / "v3-zstd.zarr", "v3-zstd.zarr")
+    options = {**s3.storage_options, "max_concurrency": 1}
+    kind, values = _read_in_this_process(options)  # the parent starts obstore's runtime
+    assert kind == "ObjectStore" and values == array[KEYS[0]].tolist()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        in_child = pool.apply_async(_read_in_this_process, (options,)).get(timeout=60)
+    assert in_child == ("FsspecStore", values)
+
+
 def _signed_by(request) -> tuple[str | None, str | None]:
     """The access key a request was signed with (``None``: unsigned), and its token."""
     headers = dict(request.headers)
