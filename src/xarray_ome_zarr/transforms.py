@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import OmeZarrError
+from .ngff.limits import remember_bounded
 from .ngff.model import Multiscale, Transform
 
 #: Relative tolerance for "evenly spaced" coordinates.
@@ -63,9 +64,8 @@ def level_geometry(multiscale: Multiscale, index: int) -> tuple[np.ndarray, np.n
     with _geometries_lock:
         seen = _GEOMETRIES.get(id(multiscale))
         if seen is None or seen[0] is not multiscale:
-            if len(_GEOMETRIES) >= _GEOMETRIES_KEPT:
-                _GEOMETRIES.pop(next(iter(_GEOMETRIES)))  # the oldest (insertion order)
-            seen = _GEOMETRIES[id(multiscale)] = (multiscale, {})
+            seen = (multiscale, {})
+            remember_bounded(_GEOMETRIES, id(multiscale), seen, _GEOMETRIES_KEPT)
         seen[1][index] = (scale.copy(), translation.copy())
     return scale, translation
 

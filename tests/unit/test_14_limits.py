@@ -7,7 +7,13 @@ import math
 import pytest
 
 from xarray_ome_zarr import OmeZarrError
-from xarray_ome_zarr.ngff.limits import MAX_DASK_BLOCKS, MAX_LEVELS, check_list_lengths, dask_chunks
+from xarray_ome_zarr.ngff.limits import (
+    MAX_DASK_BLOCKS,
+    MAX_LEVELS,
+    check_list_lengths,
+    dask_chunks,
+    remember_bounded,
+)
 from xarray_ome_zarr.ngff.parse import parse_node
 
 
@@ -32,3 +38,13 @@ def test_lists_beyond_their_cap_are_refused_before_validation() -> None:
         parse_node(attrs, "store 's', node '/'")
     assert err.value.key == "multiscales/0/datasets"
     check_list_lengths({"plate": {"wells": [{}] * 10}}, "here")  # under the cap
+
+
+def test_remember_bounded_drops_the_oldest_for_a_new_key_only():
+    memo: dict[str, int] = {}
+    for n, key in enumerate("abc"):
+        remember_bounded(memo, key, n, most=3)
+    remember_bounded(memo, "b", 10, most=3)  # a known key: nothing dropped
+    assert memo == {"a": 0, "b": 10, "c": 2}
+    remember_bounded(memo, "d", 3, most=3)  # a new key: the oldest goes
+    assert list(memo) == ["b", "c", "d"]

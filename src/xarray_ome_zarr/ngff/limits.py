@@ -9,8 +9,8 @@ anyone can publish must not be able to hang or kill the reader. Pure Python, no 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import Any, TypeVar
 
 from ..errors import OmeZarrError
 
@@ -33,6 +33,19 @@ MAX_MULTISCALES = 1_000
 #: Dask blocks of one array opened with ``chunks={}``: beyond, the stored chunks are grouped
 #: (whole multiples of them) so that a graph never holds more tasks than this.
 MAX_DASK_BLOCKS = 1_000_000
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def remember_bounded(memo: dict[K, V], key: K, value: V, most: int) -> None:
+    """Keep ``value`` under ``key`` in ``memo``, first dropping the oldest entry (a dict keeps
+    insertion order) where a new key would make it hold more than ``most``: the memos of
+    documents seen lately stay bounded however many documents a store has."""
+    if key not in memo and len(memo) >= most:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
 
 
 def check_list_lengths(document: Mapping[str, Any], where: str) -> None:

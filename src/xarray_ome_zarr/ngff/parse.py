@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import OmeZarrError, OmeZarrWarning
 from . import schema
-from .limits import check_list_lengths
+from .limits import check_list_lengths, remember_bounded
 from .model import (
     IMPLIED_AXES,
     READ_VERSIONS,
@@ -307,9 +307,7 @@ class ParseMemo:
 
     def remember(self, key: tuple[str, bool, bool], meta: NodeMeta) -> None:
         """Keep ``meta`` for documents equal to the one of ``key``."""
-        if len(self.known) >= self.MAX_DOCUMENTS:
-            self.known.pop(next(iter(self.known)))  # the oldest: the dict keeps insertion order
-        self.known[key] = meta
+        remember_bounded(self.known, key, meta, self.MAX_DOCUMENTS)
 
 
 def _spelling_06(

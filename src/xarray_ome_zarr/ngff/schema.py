@@ -13,6 +13,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from .limits import remember_bounded
+
 #: Versions whose schemas ship with the package.
 SCHEMA_VERSIONS = ("0.4", "0.5", "0.6", "0.6rc0", "0.6.dev3", "0.6.dev4")
 
@@ -95,9 +97,7 @@ def schema_problems(document: Mapping[str, Any], version: str, kind: str) -> lis
     ]
     problems.sort(key=lambda p: [str(x) for x in p.path])
     if text is not None:
-        if len(_SEEN) >= MAX_REMEMBERED:
-            _SEEN.pop(next(iter(_SEEN)))  # the oldest: the dict keeps insertion order
-        _SEEN[(version, kind, text)] = tuple(problems)
+        remember_bounded(_SEEN, (version, kind, text), tuple(problems), MAX_REMEMBERED)
     return problems
 
 
